@@ -1,0 +1,1 @@
+//! Conformance suite for token-cache persistence plugins (being built).

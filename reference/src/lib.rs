@@ -1,0 +1,44 @@
+//! Persistent, cross-process storage for the MSAL token cache of Azure Identity.
+//!
+//! The [`CachePersistence`] trait is the contract: load, save (whole-blob, atomic), delete,
+//! a change token and an exclusive cross-process lock. [`FilePersistence`] implements it
+//! with files; [`CachePlugin`] drives any implementation the way MSAL's cache hooks do:
+//! lock, reload when the change token moved, save when the cache changed, release.
+//!
+//! [`TokenCachePersistenceOptions`] mirror `tokenCachePersistenceOptions` of the JS
+//! `@azure/identity` package, and [`persistence_for`] picks the storage for them with the
+//! Azure SDK defaults (`~/.IdentityService/msal.cache`).
+//!
+//! ```
+//! use identity_cache_persistence::{CachePersistence, TokenCachePersistenceOptions, persistence_for};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let options = TokenCachePersistenceOptions {
+//!     enabled: true,
+//!     name: "example".into(),
+//!     unsafe_allow_unencrypted_storage: true,
+//!     directory: Some(dir.path().to_path_buf()),
+//!     ..Default::default()
+//! };
+//! let persistence = persistence_for(&options)?.expect("enabled");
+//! persistence.save(b"{}")?;
+//! assert_eq!(persistence.load()?.as_deref(), Some(&b"{}"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod cache_plugin;
+mod error;
+mod file;
+pub mod lock;
+mod name;
+mod options;
+mod persistence;
+
+pub use cache_plugin::{CacheAccess, CachePlugin};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use file::FilePersistence;
+pub use name::validate_name;
+pub use options::{TokenCachePersistenceOptions, default_directory, persistence_for};
+pub use persistence::{
+    CachePersistence, Capabilities, ChangeToken, Description, HeldLock, LockGuard,
+};
