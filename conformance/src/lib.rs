@@ -1,1 +1,3 @@
 //! Conformance suite for token-cache persistence plugins (being built).
+
+pub mod protocol;

@@ -1,0 +1,1 @@
+//! The JSON-lines process protocol (being built).
