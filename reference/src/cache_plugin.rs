@@ -35,7 +35,9 @@ pub struct CachePlugin<P> {
 /// What this plugin last read or wrote, and the change token it had then.
 #[derive(Default)]
 struct Snapshot {
-    token: Option<ChangeToken>,
+    /// `None` when the persistence cannot detect changes; `Some(None)` when it reported
+    /// that nothing was stored.
+    token: Option<Option<ChangeToken>>,
     data: Option<Vec<u8>>,
     valid: bool,
 }
@@ -73,11 +75,7 @@ impl<P: CachePersistence> CachePlugin<P> {
     pub fn begin(&self) -> Result<CacheAccess<'_, P>> {
         let guard = self.persistence.lock(self.lock_wait)?;
         let mut snapshot = self.snapshot();
-        let token = match self.persistence.version() {
-            Ok(token) => token,
-            Err(e) if e.kind() == ErrorKind::NotSupported => None,
-            Err(e) => return Err(e),
-        };
+        let token = self.change_token()?;
         let unchanged = snapshot.valid && token.is_some() && snapshot.token == token;
         if unchanged {
             tracing::trace!("token cache unchanged since last access");
@@ -119,6 +117,15 @@ impl<P: CachePersistence> CachePlugin<P> {
         let result = f(access.data());
         access.commit()?;
         Ok(result)
+    }
+
+    /// The current change token; `None` when the persistence cannot detect changes.
+    fn change_token(&self) -> Result<Option<Option<ChangeToken>>> {
+        match self.persistence.version() {
+            Ok(token) => Ok(Some(token)),
+            Err(e) if e.kind() == ErrorKind::NotSupported => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn snapshot(&self) -> MutexGuard<'_, Snapshot> {
@@ -190,11 +197,7 @@ impl<P: CachePersistence> CachePlugin<P> {
         let mut snapshot = self.snapshot();
         snapshot.valid = false;
         self.persistence.save(&data)?;
-        snapshot.token = match self.persistence.version() {
-            Ok(token) => token,
-            Err(e) if e.kind() == ErrorKind::NotSupported => None,
-            Err(e) => return Err(e),
-        };
+        snapshot.token = self.change_token()?;
         snapshot.data = Some(data);
         snapshot.valid = true;
         Ok(())

@@ -78,7 +78,9 @@ impl ErrorKind {
 
     /// The inverse of [`ErrorKind::as_str`].
     pub fn from_name(name: &str) -> Option<ErrorKind> {
-        ErrorKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -182,7 +184,10 @@ mod tests {
         let os = io::Error::from_raw_os_error(libc_enospc());
         let err = Error::io("write", Path::new("/x/msal.cache"), os);
         assert_eq!(err.kind(), ErrorKind::StorageFull);
-        assert!(err.to_string().starts_with("could not write /x/msal.cache: "));
+        assert!(
+            err.to_string()
+                .starts_with("could not write /x/msal.cache: ")
+        );
         let source = err.source().expect("source kept");
         assert!(source.downcast_ref::<io::Error>().is_some());
     }

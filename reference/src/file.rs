@@ -183,9 +183,22 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| Error::io("create directory", dir, e))
+    builder.create(dir).map_err(|e| {
+        // A recursive create reports "exists" only when the path (or a parent) exists
+        // as something other than a directory: the cache directory cannot exist there.
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::with_source(
+                ErrorKind::StorageUnavailable,
+                format!(
+                    "could not create directory {}: it or a parent exists and is not a directory",
+                    dir.display()
+                ),
+                e,
+            )
+        } else {
+            Error::io("create directory", dir, e)
+        }
+    })
 }
 
 /// Creates a new file that only its owner can read and write.

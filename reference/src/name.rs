@@ -47,7 +47,13 @@ mod tests {
 
     #[test]
     fn accepts_sdk_names() {
-        for name in ["msal.cache", "msal.cache.nocae", "msal.cache.cae", "my-app", ".hidden"] {
+        for name in [
+            "msal.cache",
+            "msal.cache.nocae",
+            "msal.cache.cae",
+            "my-app",
+            ".hidden",
+        ] {
             validate_name(name).expect(name);
         }
         validate_name(&"x".repeat(MAX_NAME_LEN)).expect("255 bytes is fine");
