@@ -161,7 +161,7 @@ fn threads_sharing_one_plugin_lose_no_update() {
     for t in threads {
         t.join().expect("thread");
     }
-    let count = plugin.read(|d| parse(d)).expect("read");
+    let count = plugin.read(parse).expect("read");
     assert_eq!(count, 200);
 }
 
@@ -175,7 +175,7 @@ fn two_plugins_on_one_file_see_each_others_updates() {
         a.update(increment).expect("a");
         b.update(increment).expect("b");
     }
-    assert_eq!(a.read(|d| parse(d)).expect("read"), 200);
+    assert_eq!(a.read(parse).expect("read"), 200);
 }
 
 fn parse(data: Option<&[u8]>) -> u64 {
