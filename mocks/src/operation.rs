@@ -6,7 +6,11 @@ use std::fmt;
 ///
 /// [`describe`](identity_cache_persistence::CachePersistence::describe) is not listed: its
 /// contract says it never fails and is cheap, so no double delays, fails or gates it.
+///
+/// Non-exhaustive because the trait may grow operations (a conditional save, say), and
+/// each will be faultable and gated too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operation {
     /// [`CachePersistence::load`](identity_cache_persistence::CachePersistence::load).
     Load,
