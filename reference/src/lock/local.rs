@@ -1,0 +1,235 @@
+//! In-process serialisation: one holder per lock path in this process, first come first
+//! served.
+//!
+//! The OS lock does not order threads: `flock` locks of two descriptors conflict even in
+//! one process, but the MSAL lock files of the other SDKs take no OS lock at all and an
+//! `O_EXCL` create does not tell which thread of a process created the file. So every
+//! [`FileLock`](super::FileLock) first takes the slot of its path here, keyed by the
+//! absolute path with symlinks of the directory resolved, so that two `FileLock` values
+//! for one file (relative and absolute, through a symlinked directory) share a slot.
+//!
+//! A slot also keeps the fairness state of its path for this process (see
+//! [`Fairness`]). Slots are never removed: one small entry per lock path the process has
+//! ever used.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::{Path, PathBuf},
+    sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError},
+    time::{Duration, Instant},
+};
+
+/// The slot of one lock path: who holds it, who queues, and fairness state.
+#[derive(Debug, Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    turn: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    held: bool,
+    queue: VecDeque<u64>,
+    next_ticket: u64,
+    fairness: Fairness,
+}
+
+/// Cross-process fairness, kept per path and process.
+///
+/// A process that releases and at once re-acquires wins every race against waiters of
+/// other processes, who sleep between polls. So waiters announce themselves (they append
+/// a byte to the holder's lock file, see [`super::stale`]), and a releaser that saw an
+/// announcement, after holding the lock through a run of at least [`SLICE`], lets the
+/// next acquire of this process first step back for up to [`YIELD`] or until another
+/// process has taken the lock. Runs shorter than [`SLICE`] keep the hand-offs between
+/// processes rare, so contention costs little throughput; the slice bounds what a waiter
+/// waits for one competitor. An uncontended process never sees an announcement and never
+/// steps back.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Fairness {
+    /// When this process's current run of back-to-back holds began.
+    run_started: Option<Instant>,
+    /// A waiter of another process announced itself during the current run.
+    waiters_seen: bool,
+    /// The next acquire steps back until this instant.
+    yield_until: Option<Instant>,
+}
+
+/// How long a process may keep the lock through back-to-back holds while others wait.
+pub(super) const SLICE: Duration = Duration::from_millis(8);
+
+/// How long a releaser that owes a turn steps back at most: longer than a waiter's
+/// longest poll interval (see `super::POLL_MAX`), with room for scheduling delay.
+pub(super) const YIELD: Duration = Duration::from_millis(6);
+
+/// The slot of one path, held: dropping it lets the next thread of this process in.
+#[derive(Debug)]
+pub(super) struct LocalGuard {
+    slot: Arc<Slot>,
+}
+
+/// Takes the slot of `key` (see [`key_for`]), waiting until `deadline`. `None` when
+/// another thread of this process still holds it at the deadline.
+pub(super) fn acquire(key: &Path, deadline: Instant) -> Option<LocalGuard> {
+    let slot = slot_for(key);
+    let mut state = lock(&slot.state);
+    if !state.held && state.queue.is_empty() {
+        state.held = true;
+        drop(state);
+        return Some(LocalGuard { slot });
+    }
+    let ticket = state.next_ticket;
+    state.next_ticket = state.next_ticket.wrapping_add(1);
+    state.queue.push_back(ticket);
+    loop {
+        if !state.held && state.queue.front() == Some(&ticket) {
+            state.queue.pop_front();
+            state.held = true;
+            drop(state);
+            return Some(LocalGuard { slot });
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            state.queue.retain(|t| *t != ticket);
+            // The thread behind us may be first now.
+            slot.turn.notify_all();
+            return None;
+        }
+        state = slot
+            .turn
+            .wait_timeout(state, deadline - now)
+            .map(|(guard, _)| guard)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+    }
+}
+
+impl LocalGuard {
+    /// Steps back if the previous release of this process owes other processes a turn:
+    /// returns when `lock_taken_elsewhere` says yes, when the yield runs out, or at
+    /// `deadline`.
+    pub(super) fn yield_if_owed(&self, deadline: Instant, lock_taken_elsewhere: impl Fn() -> bool) {
+        let until = {
+            let mut state = lock(&self.slot.state);
+            state.fairness.yield_until.take()
+        };
+        let Some(until) = until else { return };
+        let until = until.min(deadline);
+        while Instant::now() < until && !lock_taken_elsewhere() {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    /// Records that this process now holds the cross-process lock; `waited` says whether
+    /// another holder was seen first, which ends the previous run.
+    pub(super) fn on_acquired(&self, waited: bool) {
+        let mut state = lock(&self.slot.state);
+        let fairness = &mut state.fairness;
+        if waited || fairness.run_started.is_none() {
+            fairness.run_started = Some(Instant::now());
+            fairness.waiters_seen = false;
+        }
+    }
+
+    /// Records a release; `announced` says whether a waiter announced itself on the file
+    /// just released. Decides whether the next acquire steps back.
+    pub(super) fn on_released(&self, announced: bool) {
+        let mut state = lock(&self.slot.state);
+        let fairness = &mut state.fairness;
+        fairness.waiters_seen |= announced;
+        let now = Instant::now();
+        let run_long = fairness
+            .run_started
+            .is_some_and(|started| now.duration_since(started) >= SLICE);
+        if fairness.waiters_seen && run_long {
+            fairness.yield_until = Some(now + YIELD);
+            fairness.run_started = None;
+            fairness.waiters_seen = false;
+        }
+    }
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        let mut state = lock(&self.slot.state);
+        state.held = false;
+        drop(state);
+        self.slot.turn.notify_all();
+    }
+}
+
+/// The registry key of a lock path: absolute, with the directory's symlinks resolved when
+/// the directory exists (the file itself need not exist).
+pub(super) fn key_for(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (absolute.parent(), absolute.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|dir| dir.join(name))
+            .unwrap_or(absolute),
+        _ => absolute,
+    }
+}
+
+fn slot_for(key: &Path) -> Arc<Slot> {
+    static SLOTS: OnceLock<Mutex<HashMap<PathBuf, Arc<Slot>>>> = OnceLock::new();
+    let mut slots = lock(SLOTS.get_or_init(Default::default));
+    Arc::clone(slots.entry(key.to_path_buf()).or_default())
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked: every update
+/// here is a single assignment.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn a_second_taker_waits_and_times_out() {
+        let key = PathBuf::from("/nonexistent/local-test-a.lockfile");
+        let first = acquire(&key, far()).expect("free");
+        let start = Instant::now();
+        assert!(acquire(&key, Instant::now() + Duration::from_millis(50)).is_none());
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        drop(first);
+        assert!(acquire(&key, far()).is_some());
+    }
+
+    #[test]
+    fn waiters_are_served_in_arrival_order() {
+        let key = PathBuf::from("/nonexistent/local-test-b.lockfile");
+        let first = acquire(&key, far()).expect("free");
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for i in 0..4 {
+            let (thread_key, order) = (key.clone(), Arc::clone(&order));
+            threads.push(std::thread::spawn(move || {
+                let guard = acquire(&thread_key, far());
+                lock(&order).push(i);
+                drop(guard);
+            }));
+            // Let thread i queue before thread i + 1.
+            while lock(&slot_for(&key).state).queue.len() < i + 1 {
+                std::thread::yield_now();
+            }
+        }
+        drop(first);
+        for t in threads {
+            t.join().expect("no panic");
+        }
+        assert_eq!(*lock(&order), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn keys_of_one_file_agree() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let via_dot = dir.path().join(".").join("x.lockfile");
+        assert_eq!(key_for(&via_dot), key_for(&dir.path().join("x.lockfile")));
+        Ok(())
+    }
+}
