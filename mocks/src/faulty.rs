@@ -21,6 +21,10 @@ use crate::{operation::Operation, sync::lock};
 /// [`repeating`](Fault::repeating) one fails that call and every later call of the
 /// operation until [`FaultPlan::clear`].
 ///
+/// An injected error returns at once (after the operation's latency, if any): an
+/// injected [`LockTimeout`](ErrorKind::LockTimeout) does not wait out the caller's budget
+/// unless a latency is set for [`Operation::Lock`].
+///
 /// ```
 /// use identity_cache_mocks::{Fault, Operation};
 /// use identity_cache_persistence::ErrorKind;

@@ -9,7 +9,7 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Condvar, Mutex},
+    sync::{Arc, Condvar, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -51,6 +51,16 @@ impl InMemoryStore {
     /// An empty store: every slot is absent.
     pub fn new() -> Self {
         InMemoryStore::default()
+    }
+
+    /// The store shared by the whole process, for code that can only name a slot, not
+    /// pass a store along (a factory that is a plain `fn`, a harness macro).
+    ///
+    /// Its slots live until the process exits, so tests sharing it should use names of
+    /// their own (a test name, a random suffix) to stay isolated from each other.
+    pub fn global() -> InMemoryStore {
+        static GLOBAL: OnceLock<InMemoryStore> = OnceLock::new();
+        GLOBAL.get_or_init(InMemoryStore::new).clone()
     }
 
     /// A handle on the slot called `name`, created empty on first use.
@@ -162,6 +172,24 @@ impl InMemoryPersistence {
     /// several named slots.
     pub fn new() -> Self {
         InMemoryStore::new().slot("memory")
+    }
+
+    /// A handle on the slot `name` of the process-wide [`InMemoryStore::global`]: every
+    /// handle made by `shared` with the same name, anywhere in the process, shares the slot.
+    ///
+    /// ```
+    /// use identity_cache_mocks::InMemoryPersistence;
+    /// use identity_cache_persistence::CachePersistence;
+    ///
+    /// fn factory(name: &str) -> InMemoryPersistence {
+    ///     InMemoryPersistence::shared(name)
+    /// }
+    /// factory("doc-shared").save(b"seen by all")?;
+    /// assert_eq!(factory("doc-shared").load()?.as_deref(), Some(&b"seen by all"[..]));
+    /// # Ok::<(), identity_cache_persistence::Error>(())
+    /// ```
+    pub fn shared(name: &str) -> Self {
+        InMemoryStore::global().slot(name)
     }
 
     /// Limits saved blobs to `max` bytes: a larger [`save`](CachePersistence::save) fails

@@ -153,6 +153,24 @@ fn different_names_and_different_stores_are_isolated() -> Result<()> {
 }
 
 #[test]
+fn shared_handles_of_one_name_share_the_process_wide_slot() -> Result<()> {
+    let name = format!("shared-{}", fastrand::u64(..));
+    InMemoryPersistence::shared(&name).save(b"global")?;
+    assert_eq!(
+        InMemoryStore::global().slot(&name).load()?.as_deref(),
+        Some(&b"global"[..])
+    );
+    assert_eq!(InMemoryPersistence::shared("another-name").load()?, None);
+    let _guard = InMemoryPersistence::shared(&name).lock(LONG)?;
+    let other = InMemoryPersistence::shared(&name).lock(Duration::ZERO);
+    assert_eq!(
+        other.map(drop).map_err(|e| e.kind()),
+        Err(ErrorKind::LockTimeout)
+    );
+    Ok(())
+}
+
+#[test]
 fn lock_excludes_another_thread_and_times_out_with_lock_timeout() -> Result<()> {
     let store = InMemoryStore::new();
     let guard = store.slot("c").lock(LONG)?;
