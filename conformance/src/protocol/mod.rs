@@ -1,1 +1,26 @@
-//! The JSON-lines process protocol (being built).
+//! The JSON-lines process protocol (protocol 1, specified in `conformance/PROTOCOL.md`).
+//!
+//! A plugin written in any language is checked by running it as a process that answers
+//! one JSON request per line on stdin with one JSON response per line on stdout.
+//!
+//! - [`ProcessPlugin`] is the suite's side: it spawns the command, performs the `hello`
+//!   handshake and implements [`CachePersistence`](identity_cache_persistence::CachePersistence)
+//!   over the pipes, so every case runs unchanged against an external plugin.
+//! - [`serve`] is the plugin's side for Rust plugins: it answers the protocol with any
+//!   `CachePersistence` built from the namespace sent in `hello`.
+//! - The worker functions let multi-process cases re-execute the current test binary as
+//!   protocol servers (`CONFORMANCE_WORKER=1`), or run an `exec:<command>` plugin.
+
+mod client;
+mod lines;
+pub mod message;
+mod server;
+mod worker;
+
+pub use client::{ClientOptions, ProcessPlugin};
+pub use message::PROTOCOL_VERSION;
+pub use server::{ServerInfo, serve, serve_with};
+pub use worker::{
+    EXEC_PREFIX, ExecFactory, SelfExecLauncher, WORKER_ENV, is_worker, serve_worker,
+    serve_worker_if_requested,
+};

@@ -1,0 +1,179 @@
+//! Worker processes: a plugin served out of process for multi-process cases, and the
+//! launchers and factories that start plugin processes.
+//!
+//! Two kinds of process serve the protocol:
+//! - **the current test binary again** ([`SelfExecLauncher`]): a Rust implementer's test
+//!   binary is re-executed with [`WORKER_ENV`]`=1`; its `main` (the harness macro) calls
+//!   [`serve_worker_if_requested`] first, which serves the implementer's factory on
+//!   stdin/stdout and exits instead of running tests;
+//! - **a command line** ([`ExecFactory`]): `exec:<command>`, run with `sh -c`, for plugins in
+//!   any language.
+
+use std::{
+    ffi::OsString,
+    io::{self, BufWriter},
+    path::PathBuf,
+    process::Command,
+};
+
+use identity_cache_persistence::{CachePersistence, Error, ErrorKind, Result};
+
+use crate::factory::{Namespace, PluginFactory, Worker, WorkerLauncher};
+
+use super::{
+    client::{ClientOptions, ProcessPlugin},
+    server::{ServerInfo, serve_with},
+};
+
+/// The environment variable that makes a test binary serve as a worker (`1`).
+pub const WORKER_ENV: &str = "CONFORMANCE_WORKER";
+
+/// The prefix of a plugin given as a command line: `exec:<command>`.
+pub const EXEC_PREFIX: &str = "exec:";
+
+/// True when this process was started as a worker ([`WORKER_ENV`] set, not empty, not `0`).
+pub fn is_worker() -> bool {
+    std::env::var_os(WORKER_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// In a worker process: serves `factory` on stdin/stdout until `shutdown` or end of input,
+/// then exits the process (status 0, or 1 when stdin/stdout failed). Otherwise returns at
+/// once.
+///
+/// Call it first thing in `main` of a test binary that the suite may re-execute, before
+/// anything writes to stdout: stdout belongs to the protocol in a worker.
+pub fn serve_worker_if_requested(factory: &dyn PluginFactory) {
+    if !is_worker() {
+        return;
+    }
+    let code = match serve_worker(factory) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("conformance worker: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Serves `factory` on this process's stdin/stdout (the body of a worker).
+pub fn serve_worker(factory: &dyn PluginFactory) -> io::Result<()> {
+    let stdin = io::stdin().lock();
+    // Buffered: `serve` flushes after each answer, and large answers go out in big writes.
+    let stdout = BufWriter::new(io::stdout().lock());
+    serve_with(
+        ServerInfo::new(factory.label(), "unknown"),
+        |ns: &Namespace| factory.create(ns),
+        stdin,
+        stdout,
+    )
+}
+
+/// Starts workers by re-executing the current executable with [`WORKER_ENV`]`=1`.
+#[derive(Debug, Clone)]
+pub struct SelfExecLauncher {
+    exe: PathBuf,
+    env: Vec<(OsString, OsString)>,
+    options: ClientOptions,
+}
+
+impl SelfExecLauncher {
+    /// A launcher for `std::env::current_exe()`.
+    pub fn new() -> Result<Self> {
+        let exe = std::env::current_exe().map_err(|e| {
+            Error::with_source(
+                ErrorKind::Other,
+                "cannot find the current executable to start workers",
+                e,
+            )
+        })?;
+        Ok(SelfExecLauncher {
+            exe,
+            env: Vec::new(),
+            options: ClientOptions::default(),
+        })
+    }
+
+    /// Also sets `key=value` in workers, e.g. to tell a binary with several factories which
+    /// one to serve.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Uses `options` for the workers' connections.
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Starts one worker on `ns`, as the concrete type.
+    pub fn spawn(&self, ns: &Namespace) -> Result<ProcessPlugin> {
+        let mut command = Command::new(&self.exe);
+        command.env(WORKER_ENV, "1").envs(self.env.iter().cloned());
+        ProcessPlugin::spawn(command, ns, self.options.clone())
+    }
+}
+
+impl WorkerLauncher for SelfExecLauncher {
+    fn launch(&self, ns: &Namespace) -> Result<Box<dyn Worker>> {
+        Ok(Box::new(self.spawn(ns)?))
+    }
+}
+
+/// A plugin given as a command line (`exec:<command>`): every handle is a new process
+/// started with `sh -c <command>`, so it is both the factory and the worker launcher.
+#[derive(Debug, Clone)]
+pub struct ExecFactory {
+    command: String,
+    options: ClientOptions,
+}
+
+impl ExecFactory {
+    /// A factory running `command` (without the `exec:` prefix).
+    pub fn new(command: impl Into<String>) -> Self {
+        ExecFactory {
+            command: command.into(),
+            options: ClientOptions::default(),
+        }
+    }
+
+    /// Parses a plugin spec `exec:<command>`; `None` when `spec` does not start with
+    /// `exec:` or names no command.
+    pub fn from_spec(spec: &str) -> Option<Self> {
+        let command = spec.strip_prefix(EXEC_PREFIX)?.trim();
+        (!command.is_empty()).then(|| ExecFactory::new(command))
+    }
+
+    /// Uses `options` for the connections.
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The command line.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Starts one plugin process on `ns`, as the concrete type.
+    pub fn spawn(&self, ns: &Namespace) -> Result<ProcessPlugin> {
+        ProcessPlugin::spawn_shell(&self.command, ns, self.options.clone())
+    }
+}
+
+impl PluginFactory for ExecFactory {
+    fn label(&self) -> String {
+        format!("{EXEC_PREFIX}{}", self.command)
+    }
+
+    fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
+        Ok(Box::new(self.spawn(ns)?))
+    }
+}
+
+impl WorkerLauncher for ExecFactory {
+    fn launch(&self, ns: &Namespace) -> Result<Box<dyn Worker>> {
+        Ok(Box::new(self.spawn(ns)?))
+    }
+}
