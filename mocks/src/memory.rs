@@ -15,7 +15,7 @@ use std::{
 
 use identity_cache_persistence::{
     CachePersistence, Capabilities, ChangeToken, Description, Error, ErrorKind, HeldLock,
-    LockGuard, Result,
+    LockGuard, Result, validate_name,
 };
 
 use crate::sync::lock;
@@ -80,6 +80,57 @@ impl InMemoryStore {
         }
     }
 
+    /// A handle on the slot called `name`, refusing the names the reference plugin
+    /// refuses ([`validate_name`]) with [`ErrorKind::InvalidName`].
+    ///
+    /// For factories that must behave like a real plugin's constructor, which the
+    /// conformance suite checks with bad names.
+    ///
+    /// ```
+    /// use identity_cache_mocks::InMemoryStore;
+    /// use identity_cache_persistence::ErrorKind;
+    ///
+    /// let store = InMemoryStore::new();
+    /// assert!(store.open("msal.cache").is_ok());
+    /// assert_eq!(store.open("../x").unwrap_err().kind(), ErrorKind::InvalidName);
+    /// ```
+    pub fn open(&self, name: &str) -> Result<InMemoryPersistence> {
+        validate_name(name)?;
+        Ok(self.slot(name))
+    }
+
+    /// Makes the storage of slot `name` refuse service until
+    /// [`clear_fault`](InMemoryStore::clear_fault): `load`, `save`, `delete` and `version`
+    /// on every handle of the slot fail with an error of `kind` and change nothing.
+    /// `lock` still works: it is exclusion between handles, not storage.
+    ///
+    /// This is the in-memory counterpart of a real storage failure (a locked keyring, a
+    /// full disk): it happens in the storage, below every handle, unlike
+    /// [`FaultyPersistence`](crate::FaultyPersistence), which fails calls of one wrapper.
+    ///
+    /// ```
+    /// use identity_cache_mocks::InMemoryStore;
+    /// use identity_cache_persistence::{CachePersistence, ErrorKind};
+    ///
+    /// let store = InMemoryStore::new();
+    /// let cache = store.slot("c");
+    /// cache.save(b"old")?;
+    /// store.inject_fault("c", ErrorKind::StorageFull);
+    /// assert_eq!(cache.save(b"new").unwrap_err().kind(), ErrorKind::StorageFull);
+    /// store.clear_fault("c");
+    /// assert_eq!(cache.load()?.as_deref(), Some(&b"old"[..]));
+    /// # Ok::<(), identity_cache_persistence::Error>(())
+    /// ```
+    pub fn inject_fault(&self, name: &str, kind: ErrorKind) {
+        lock(&self.slot(name).slot.data).fault = Some(kind);
+    }
+
+    /// Ends a fault set by [`inject_fault`](InMemoryStore::inject_fault); the slot holds
+    /// what it held before the fault.
+    pub fn clear_fault(&self, name: &str) {
+        lock(&self.slot(name).slot.data).fault = None;
+    }
+
     /// The names of the slots handed out so far, sorted; absent slots included.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = lock(&self.slots).keys().cloned().collect();
@@ -118,6 +169,8 @@ impl fmt::Debug for InMemoryStore {
 ///   most `wait` (woken as soon as the holder releases, no polling), then fails with
 ///   [`ErrorKind::LockTimeout`]. Not re-entrant. Released when the guard is dropped or
 ///   [released](LockGuard::release).
+/// - A storage fault injected with [`InMemoryStore::inject_fault`] makes `load`, `save`,
+///   `delete` and `version` fail with the injected kind, changing nothing.
 ///
 /// What it declares ([`describe`](CachePersistence::describe)): backend `"memory"`,
 /// location `"memory:<name>"`, and
@@ -204,6 +257,20 @@ impl InMemoryPersistence {
     pub fn name(&self) -> &str {
         &self.slot.name
     }
+
+    /// The error of a fault injected into the slot's storage, if one is in force.
+    fn refuse_if_faulty(&self, stored: &Stored, operation: &str) -> Result<()> {
+        match stored.fault {
+            None => Ok(()),
+            Some(kind) => Err(Error::new(
+                kind,
+                format!(
+                    "memory:{} refused {operation}: injected storage fault {kind}",
+                    self.slot.name
+                ),
+            )),
+        }
+    }
 }
 
 impl Default for InMemoryPersistence {
@@ -227,7 +294,9 @@ impl CachePersistence for InMemoryPersistence {
     }
 
     fn load(&self) -> Result<Option<Vec<u8>>> {
-        Ok(lock(&self.slot.data).blob.clone())
+        let stored = lock(&self.slot.data);
+        self.refuse_if_faulty(&stored, "load")?;
+        Ok(stored.blob.clone())
     }
 
     fn save(&self, data: &[u8]) -> Result<()> {
@@ -247,6 +316,7 @@ impl CachePersistence for InMemoryPersistence {
         // reader can ever see a partly written blob.
         let blob = data.to_vec();
         let mut stored = lock(&self.slot.data);
+        self.refuse_if_faulty(&stored, "save")?;
         stored.blob = Some(blob);
         stored.generation += 1;
         Ok(())
@@ -254,6 +324,7 @@ impl CachePersistence for InMemoryPersistence {
 
     fn delete(&self) -> Result<bool> {
         let mut stored = lock(&self.slot.data);
+        self.refuse_if_faulty(&stored, "delete")?;
         if stored.blob.take().is_none() {
             return Ok(false);
         }
@@ -263,6 +334,7 @@ impl CachePersistence for InMemoryPersistence {
 
     fn version(&self) -> Result<Option<ChangeToken>> {
         let stored = lock(&self.slot.data);
+        self.refuse_if_faulty(&stored, "version")?;
         Ok(stored
             .blob
             .as_ref()
@@ -309,15 +381,20 @@ impl CachePersistence for InMemoryPersistence {
 
 impl fmt::Debug for InMemoryPersistence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (stored_len, generation) = {
+        let (stored_len, generation, fault) = {
             let stored = lock(&self.slot.data);
-            (stored.blob.as_ref().map(Vec::len), stored.generation)
+            (
+                stored.blob.as_ref().map(Vec::len),
+                stored.generation,
+                stored.fault,
+            )
         };
         f.debug_struct("InMemoryPersistence")
             .field("name", &self.slot.name)
             .field("stored_len", &stored_len)
             .field("generation", &generation)
             .field("max_size", &self.max_size)
+            .field("fault", &fault)
             .field("locked", &*lock(&self.slot.held))
             .finish()
     }
@@ -350,6 +427,8 @@ struct Stored {
     /// Moves on every change and never goes back, so a token is never reused within the
     /// slot's life (slots live as long as their store).
     generation: u64,
+    /// A storage fault in force (see `InMemoryStore::inject_fault`).
+    fault: Option<ErrorKind>,
 }
 
 /// The held lock of one slot; releasing clears the flag and wakes the waiters.

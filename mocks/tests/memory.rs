@@ -321,6 +321,47 @@ fn max_size_refuses_larger_blobs_with_too_large_and_keeps_the_old_one() -> Resul
 }
 
 #[test]
+fn open_refuses_the_names_the_reference_plugin_refuses() {
+    let store = InMemoryStore::new();
+    for bad in ["", "..", "a/b", "a\\b", "nul\0", "x.lockfile"] {
+        let err = store.open(bad).expect_err(bad);
+        assert_eq!(err.kind(), ErrorKind::InvalidName, "{bad:?}");
+    }
+    assert_eq!(
+        store
+            .open("msal.cache")
+            .map(|c| c.name().to_owned())
+            .ok()
+            .as_deref(),
+        Some("msal.cache")
+    );
+}
+
+#[test]
+fn a_storage_fault_fails_every_handle_and_loses_nothing() -> Result<()> {
+    let store = InMemoryStore::new();
+    let a = store.slot("c");
+    let b = store.slot("c");
+    a.save(b"old")?;
+    let token = a.version()?;
+    store.inject_fault("c", ErrorKind::AccessDenied);
+    let kinds = [
+        b.load().map(drop),
+        b.save(b"new"),
+        b.delete().map(drop),
+        b.version().map(drop),
+    ]
+    .map(|result| result.map_err(|e| e.kind()));
+    assert_eq!(kinds, [Err(ErrorKind::AccessDenied); 4]);
+    assert_eq!(store.slot("other").load()?, None, "other slots unaffected");
+    let _guard = a.lock(LONG)?;
+    store.clear_fault("c");
+    assert_eq!(a.load()?.as_deref(), Some(&b"old"[..]));
+    assert_eq!(a.version()?, token, "nothing changed while refused");
+    Ok(())
+}
+
+#[test]
 fn describes_itself_as_a_process_local_unencrypted_plugin() {
     let cache = InMemoryStore::new().slot("msal.cache");
     let description = cache.describe();
