@@ -513,7 +513,10 @@ impl Conn {
                 return Err(killed(cx, op));
             }
             return Err(cx.violation(
-                &format!("could not send `{op}` request {id} ({e}); {}", cx.gone()),
+                &format!(
+                    "no answer to `{op}` request {id}: could not send it ({e}); {}",
+                    cx.gone()
+                ),
                 None,
             ));
         }
