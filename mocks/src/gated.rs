@@ -189,7 +189,7 @@ impl GateHandle {
     /// # Panics
     ///
     /// If no call arrives within `timeout`, or the call is another operation (that call is
-    /// then released, so the code under test is not left waiting).
+    /// released as the panic unwinds, so the code under test is not left waiting).
     #[track_caller]
     pub fn expect_call(&self, operation: Operation, timeout: Duration) -> PendingCall {
         match self.next_call(timeout) {
@@ -206,7 +206,7 @@ impl GateHandle {
     ///
     /// # Panics
     ///
-    /// If a call arrives (it is released before the panic).
+    /// If a call arrives (that call is released as the panic unwinds).
     #[track_caller]
     pub fn expect_no_call(&self, within: Duration) {
         if let Some(call) = self.next_call(within) {

@@ -171,7 +171,7 @@ fn the_first_fault_added_wins_a_call_and_the_loser_is_dropped() {
 #[test]
 fn latency_delays_only_its_operation() {
     let p = faulty();
-    let latency = Duration::from_millis(120);
+    let latency = Duration::from_millis(300);
     p.plan().set_latency(Operation::Load, latency);
 
     let start = Instant::now();

@@ -7,9 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use identity_cache_mocks::{
-    FaultyPersistence, GatedPersistence, InMemoryPersistence, InMemoryStore, Operation,
-};
+use identity_cache_mocks::{GatedPersistence, InMemoryPersistence, InMemoryStore, Operation};
 use identity_cache_persistence::{CachePersistence, ErrorKind, Result};
 
 const LONG: Duration = Duration::from_secs(10);
@@ -144,17 +142,22 @@ fn a_call_failed_at_the_gate_returns_the_kind_and_never_reaches_the_plugin() -> 
 
 #[test]
 fn completion_waits_for_the_inner_call_to_return() -> Result<()> {
-    let slow = FaultyPersistence::new(InMemoryPersistence::new());
-    slow.plan()
-        .set_latency(Operation::Delete, Duration::from_millis(300));
-    let (p, gate) = GatedPersistence::new(slow);
+    // The inner plugin is gated too, so "still running" is a fact, not a timing guess.
+    let (inner, inner_gate) = GatedPersistence::new(InMemoryPersistence::new());
+    let (p, gate) = GatedPersistence::new(inner);
     let p = Arc::new(p);
     let deleter = spawn("deleter", {
         let p = Arc::clone(&p);
         move || p.delete()
     });
     let done = gate.expect_call(Operation::Delete, LONG).release();
-    assert!(!done.is_done(), "the inner delete is still sleeping");
+    let inner_call = inner_gate.expect_call(Operation::Delete, LONG);
+    assert!(
+        !done.is_done(),
+        "the inner delete is held at the inner gate"
+    );
+    assert!(!done.wait(SHORT));
+    inner_call.release();
     assert!(done.wait(LONG));
     assert!(!join(deleter)?, "nothing was stored");
     Ok(())
