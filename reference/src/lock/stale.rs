@@ -70,9 +70,10 @@ pub struct Holder {
 
 /// Probes the lock file at `path`, and removes it when it is stale and `remove` is set.
 ///
-/// `announce` appends one byte to a busy file that does not end in one yet, so that its
-/// holder sees that somebody waits (see `super::local::Fairness`). Foreign holders never
-/// read their file's content, so the byte is harmless to them.
+/// `announce` appends one byte to a file whose OS lock is busy and that does not end in
+/// one yet, so that its holder sees that somebody waits (see `super::local::Fairness`).
+/// Only our holders read it; the OS-locking SDKs (portalocker, .NET) never read their
+/// file's content, so the byte is harmless to them.
 pub(super) fn probe(path: &Path, remove: bool, announce: bool) -> io::Result<Probe> {
     let mut file = match open_existing(path) {
         Ok(file) => file,
@@ -135,9 +136,8 @@ pub(super) fn probe(path: &Path, remove: bool, announce: bool) -> io::Result<Pro
         }
     };
     let Some(reason) = stale_reason else {
-        if announce {
-            announce_waiter(&file, &content);
-        }
+        // No announcement here: holders without an OS lock are other SDKs, which would
+        // not read it, and their files are left exactly as they are.
         return Ok(Probe::Busy(observed));
     };
     if !remove {
