@@ -198,6 +198,14 @@ fn killed_saver_never_leaves_a_torn_or_empty_cache() -> Result<(), Failed> {
     if reads == 0 {
         return Err("the reader never read".into());
     }
+    // The killed savers' temporary files are swept by the next persistence's first save.
+    FilePersistence::new(&path)?.save(&blob(1))?;
+    let left: Vec<_> = std::fs::read_dir(dir.path())?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    if left != ["msal.cache"] {
+        return Err(format!("files left behind: {left:?}").into());
+    }
     Ok(())
 }
 

@@ -1,9 +1,12 @@
 //! [`FilePersistence`]: the cache blob in a plain file, written atomically and durably.
 
+mod temp;
+
 use std::{
     fs::{self, File, OpenOptions},
     io::{Read, Write},
     path::{Path, PathBuf},
+    sync::{Arc, Once},
     time::{Duration, SystemTime},
 };
 
@@ -22,7 +25,8 @@ use crate::{
 ///
 /// - **Save** writes a temporary file in the same directory, fsyncs it, renames it over the
 ///   cache file and fsyncs the directory: readers and crashes see the old or the new blob,
-///   never a torn one. A failed save removes its temporary file.
+///   never a torn one. A failed save removes its temporary file, and the first save of a
+///   `FilePersistence` removes those that killed savers left behind.
 /// - **Modes**: the cache file is created 0600 and every directory this type creates is
 ///   0700 (subject to the umask, which can only narrow them). Existing directories are
 ///   not changed.
@@ -34,6 +38,9 @@ use crate::{
 pub struct FilePersistence {
     path: PathBuf,
     lock: FileLock,
+    /// Orphaned temporary files are swept once per persistence (and its clones), not on
+    /// every save: a directory listing per save would be wasted work.
+    swept: Arc<Once>,
 }
 
 impl FilePersistence {
@@ -52,7 +59,11 @@ impl FilePersistence {
         let mut lock_name = file_name.to_os_string();
         lock_name.push(LOCK_SUFFIX);
         let lock = FileLock::new(path.with_file_name(lock_name));
-        Ok(FilePersistence { path, lock })
+        Ok(FilePersistence {
+            path,
+            lock,
+            swept: Arc::new(Once::new()),
+        })
     }
 
     /// The cache file.
@@ -76,15 +87,9 @@ impl FilePersistence {
     fn write_temp(&self, data: &[u8]) -> Result<PathBuf> {
         let dir = self.directory();
         create_private_dir(dir)?;
-        let temp = dir.join(format!(
-            ".{}.{}-{:016x}.tmp",
-            self.path
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default(),
-            std::process::id(),
-            fastrand::u64(..),
-        ));
+        self.swept
+            .call_once(|| temp::remove_orphans(&self.path, dir));
+        let temp = temp::path_for(&self.path, dir);
         let mut file = open_private_new(&temp).map_err(|e| Error::io("create", &temp, e))?;
         let written = file
             .write_all(data)
