@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine; does nothing where it is there.
+# - e2fsprogs (chattr) and util-linux (mount): the fault tests make real "access denied"
+#   (immutable attribute, since tests run as root) and "disk full" (a 64 KiB tmpfs).
+# - python3 with venv and pip: the interop tests install msal-extensions from PyPI into a
+#   throwaway virtual environment.
+set -euo pipefail
+
+missing=()
+command -v chattr >/dev/null || missing+=(e2fsprogs)
+command -v mount >/dev/null || missing+=(util-linux)
+command -v python3 >/dev/null || missing+=(python3 python3-venv python3-pip)
+if command -v python3 >/dev/null && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
