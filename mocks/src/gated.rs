@@ -32,8 +32,9 @@ use crate::operation::Operation;
 /// - [`describe`](CachePersistence::describe) never waits: it is cheap and never fails,
 ///   and code often calls it while setting up.
 /// - Dropping a [`PendingCall`] without a decision releases that call; dropping the
-///   [`GateHandle`] releases every waiting call and opens the gate for good. A test that
-///   fails half-way therefore never leaves a thread blocked at the gate.
+///   [`GateHandle`] releases every call the test has not taken yet and opens the gate for
+///   good (a call the test has taken stays with its `PendingCall`). A test that fails
+///   half-way unwinds both, so it never leaves a thread blocked at the gate.
 /// - Dropping a [`LockGuard`] is not a call and is not gated.
 ///
 /// Share the plugin between threads with an [`Arc`](std::sync::Arc).
@@ -169,8 +170,9 @@ enum Decision {
 
 /// The test's end of a [`GatedPersistence`]: takes the waiting calls, one at a time.
 ///
-/// Dropping the handle (or [`open`](GateHandle::open)) releases every call still waiting
-/// and lets all later calls straight through.
+/// Dropping the handle (or [`open`](GateHandle::open)) releases every call not taken yet
+/// and lets all later calls straight through. Calls already taken as [`PendingCall`]s
+/// wait for their own release, failure or drop.
 pub struct GateHandle {
     arrivals: mpsc::Receiver<Arrival>,
 }
@@ -214,7 +216,8 @@ impl GateHandle {
         }
     }
 
-    /// Opens the gate for good: releases every waiting call and lets later calls through.
+    /// Opens the gate for good: releases every call not taken yet and lets later calls
+    /// through.
     /// The same as dropping the handle, spelled out for tests that want to say so.
     pub fn open(self) {}
 }

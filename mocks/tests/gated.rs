@@ -69,10 +69,13 @@ fn the_gate_reproduces_a_lost_update_deterministically() -> Result<()> {
     assert_eq!(b_load.thread_name(), Some("b"));
 
     // Both read 0 before either writes: the interleaving a scheduler rarely produces.
+    // Each save is taken before the next load is released, so the order is fixed.
     assert!(a_load.release().wait(LONG));
-    assert!(b_load.release().wait(LONG));
     let a_save = gate.expect_call(Operation::Save, LONG);
+    assert!(b_load.release().wait(LONG));
     let b_save = gate.expect_call(Operation::Save, LONG);
+    assert_eq!(a_save.thread_name(), Some("a"));
+    assert_eq!(b_save.thread_name(), Some("b"));
     assert_eq!(a_save.data(), Some(&b"1"[..]));
     assert_eq!(b_save.data(), Some(&b"1"[..]), "b lost a's update");
     a_save.release();
@@ -93,13 +96,13 @@ fn under_the_lock_the_second_caller_waits_for_the_first() -> Result<()> {
     let a_lock = gate.expect_call(Operation::Lock, LONG);
     assert_eq!(a_lock.lock_wait(), Some(LONG));
     assert!(a_lock.release().wait(LONG), "a holds the lock");
+    let a_load = gate.expect_call(Operation::Load, LONG);
 
+    // b starts only now, so the next call at the gate is b's.
     let b = spawn("b", {
         let p = Arc::clone(&p);
         move || increment_locked(&*p)
     });
-    let a_load = gate.expect_call(Operation::Load, LONG);
-    assert_eq!(a_load.thread_name(), Some("a"));
     let b_lock = gate.expect_call(Operation::Lock, LONG);
     assert_eq!(b_lock.thread_name(), Some("b"));
     let b_locked = b_lock.release();
