@@ -379,6 +379,283 @@ fn a_directory_at_the_lock_path_is_an_error_not_a_wait() {
     assert!(Path::new(&path).is_dir());
 }
 
+/// Interop with the lock files of Python `msal-extensions` (both variants) and MSAL Node
+/// (emulated), with the real package from PyPI in a throwaway virtual environment.
+mod python_interop {
+    use std::{
+        fs,
+        io::{BufRead, BufReader},
+        path::{Path, PathBuf},
+        process::{Child, Command, Stdio},
+        sync::{
+            OnceLock,
+            mpsc::{Receiver, channel},
+        },
+        time::{Duration, Instant, SystemTime},
+    };
+
+    use identity_cache_persistence::{HeldLock, lock::FileLock};
+
+    const LONG: Duration = Duration::from_secs(20);
+
+    /// The venv's python, or `None` (after printing why) when it cannot be made outside CI.
+    fn python() -> Option<&'static Path> {
+        static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
+        PYTHON
+            .get_or_init(|| match make_venv() {
+                Ok(python) => Some(python),
+                Err(why) if std::env::var_os("CI").is_some() => {
+                    panic!("CI is set, and the Python interop venv could not be made: {why}")
+                }
+                Err(why) => {
+                    eprintln!("SKIP python interop: {why}");
+                    None
+                }
+            })
+            .as_deref()
+    }
+
+    /// Makes `target/tmp/py-interop-venv` with msal-extensions and portalocker, once:
+    /// a `ready` marker says it is complete, and an OS lock on a file beside it keeps
+    /// test processes running at the same time from building it twice.
+    fn make_venv() -> Result<PathBuf, String> {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let venv = base.join("py-interop-venv");
+        let python = venv.join("bin").join("python");
+        let ready = venv.join("ready");
+        fs::create_dir_all(base).map_err(|e| e.to_string())?;
+        let guard =
+            fs::File::create(base.join("py-interop-venv.setup-lock")).map_err(|e| e.to_string())?;
+        guard.lock().map_err(|e| e.to_string())?;
+        if ready.exists() {
+            return Ok(python);
+        }
+        let _ = fs::remove_dir_all(&venv);
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "msal-extensions[portalocker]>=1.3,<2",
+        ]))?;
+        run(Command::new(&python).args([
+            "-c",
+            "import msal_extensions.cache_lock, msal_extensions.filelock",
+        ]))?;
+        fs::write(&ready, "").map_err(|e| e.to_string())?;
+        Ok(python)
+    }
+
+    fn run(command: &mut Command) -> Result<(), String> {
+        let out = command.output().map_err(|e| format!("{command:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{command:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/msal_lock.py")
+    }
+
+    /// A running `msal_lock.py` and its `EVENT NANOS` lines.
+    struct Py {
+        child: Child,
+        lines: Receiver<String>,
+    }
+
+    impl Py {
+        fn start(python: &Path, args: &[&str]) -> Py {
+            let mut child = Command::new(python)
+                .arg(script())
+                .args(args)
+                .stdout(Stdio::piped())
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn python");
+            let stdout = child.stdout.take().expect("piped");
+            let (send, lines) = channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if send.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            Py { child, lines }
+        }
+
+        fn hold(python: &Path, variant: &str, lock: &Path, seconds: f64) -> Py {
+            Py::start(
+                python,
+                &[
+                    "hold",
+                    variant,
+                    &lock.display().to_string(),
+                    &seconds.to_string(),
+                ],
+            )
+        }
+
+        /// Waits for `event` and returns when Python saw it.
+        fn event(&mut self, event: &str) -> SystemTime {
+            loop {
+                let line = self
+                    .lines
+                    .recv_timeout(LONG)
+                    .unwrap_or_else(|e| panic!("python sent no {event:?}: {e}"));
+                if let Some(nanos) = line.strip_prefix(&format!("{event} ")) {
+                    let nanos: u64 = nanos.parse().expect("nanos");
+                    return SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos);
+                }
+            }
+        }
+
+        fn finish(mut self) {
+            let status = self.child.wait().expect("wait");
+            assert!(status.success(), "python failed: {status:?}");
+        }
+    }
+
+    impl Drop for Py {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Python (or the MSAL Node emulation) holds: our acquire waits until it released.
+    fn they_hold_we_wait(variant: &str) {
+        let Some(python) = python() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = dir.path().join("msal.cache.lockfile");
+        let mut py = Py::hold(python, variant, &lock, 1.0);
+        py.event("acquired");
+        let guard = FileLock::new(&lock).acquire(LONG).expect("acquire");
+        let got = SystemTime::now();
+        let releasing = py.event("releasing");
+        assert!(
+            got >= releasing,
+            "{variant}: we got the lock while it held it"
+        );
+        let late = got.duration_since(releasing).expect("after");
+        assert!(late < Duration::from_millis(500), "{variant}: {late:?}");
+        Box::new(guard).release().expect("release");
+        py.finish();
+    }
+
+    /// We hold: Python (or the MSAL Node emulation) waits until we released.
+    fn we_hold_they_wait(variant: &str) {
+        let Some(python) = python() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = dir.path().join("msal.cache.lockfile");
+        let guard = FileLock::new(&lock).acquire(LONG).expect("acquire");
+        let mut py = Py::hold(python, variant, &lock, 0.1);
+        py.event("waiting");
+        // Held for well under the 5 s after which the portalocker variant goes ahead.
+        std::thread::sleep(Duration::from_millis(1200));
+        let releasing = SystemTime::now();
+        Box::new(guard).release().expect("release");
+        let acquired = py.event("acquired");
+        assert!(
+            acquired >= releasing,
+            "{variant} got the lock while we held it"
+        );
+        // They poll every 0.25 s (Python) or 50 ms (Node).
+        let late = acquired.duration_since(releasing).expect("after");
+        assert!(late < Duration::from_millis(1000), "{variant}: {late:?}");
+        py.finish();
+        assert!(!lock.exists(), "{variant} removed its lock file");
+    }
+
+    #[test]
+    fn python_portalocker_holder_excludes_us() {
+        they_hold_we_wait("portalocker");
+    }
+
+    #[test]
+    fn python_filelock_holder_excludes_us() {
+        they_hold_we_wait("filelock");
+    }
+
+    #[test]
+    fn msal_node_holder_excludes_us() {
+        they_hold_we_wait("node");
+    }
+
+    #[test]
+    fn we_exclude_python_portalocker() {
+        we_hold_they_wait("portalocker");
+    }
+
+    #[test]
+    fn we_exclude_python_filelock() {
+        we_hold_they_wait("filelock");
+    }
+
+    #[test]
+    fn we_exclude_msal_node() {
+        we_hold_they_wait("node");
+    }
+
+    #[test]
+    fn a_killed_python_filelock_holder_is_recovered() {
+        let Some(python) = python() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = dir.path().join("msal.cache.lockfile");
+        let mut py = Py::hold(python, "filelock", &lock, 60.0);
+        py.event("acquired");
+        py.child.kill().expect("SIGKILL");
+        py.child.wait().expect("reap");
+        assert!(lock.exists(), "python left its lock file behind");
+        let started = Instant::now();
+        FileLock::new(&lock).acquire(LONG).expect("recovered");
+        assert!(started.elapsed() < Duration::from_millis(200));
+    }
+
+    /// Both Python variants, the MSAL Node emulation and two of our processes take turns
+    /// on one lock file; each writes `< pid` and `> pid` while it holds the lock. The log
+    /// must be perfectly nested: nobody entered while another was inside.
+    #[test]
+    fn every_sdk_and_ours_take_turns_without_overlap() {
+        let Some(python) = python() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = dir.path().join("msal.cache.lockfile");
+        let log = dir.path().join("log");
+        let (lock_arg, log_arg) = (lock.display().to_string(), log.display().to_string());
+        let pythons: Vec<Py> = ["portalocker", "filelock", "node"]
+            .into_iter()
+            .map(|variant| Py::start(python, &["nest", variant, &lock_arg, &log_arg, "6"]))
+            .collect();
+        let ours: Vec<super::support::Worker> = (0..2)
+            .map(|_| super::support::Worker::nester(&lock, &log, 25))
+            .collect();
+        for mut py in pythons {
+            py.event("finished");
+            py.finish();
+        }
+        for worker in ours {
+            worker.finish_nester();
+        }
+        let text = fs::read_to_string(&log).expect("log");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2 * (3 * 6 + 2 * 25), "{text}");
+        for pair in lines.chunks(2) {
+            let (enter, leave) = (pair[0], pair[1]);
+            assert!(
+                enter.starts_with("< ") && leave == format!("> {}", &enter[2..]),
+                "overlap: {pair:?} in\n{text}"
+            );
+        }
+    }
+}
+
 /// Worker processes and file helpers.
 mod support {
     use std::{
@@ -459,6 +736,23 @@ mod support {
                     n.to_string(),
                 ],
             )
+        }
+
+        /// A worker taking the lock `n` times, logging `< pid` / `> pid` inside.
+        pub fn nester(lock: &Path, log: &Path, n: usize) -> Worker {
+            Worker::spawn(
+                "nest",
+                &[
+                    lock.display().to_string(),
+                    log.display().to_string(),
+                    n.to_string(),
+                ],
+            )
+        }
+
+        /// Waits for a `nest` worker to finish successfully.
+        pub fn finish_nester(self) {
+            self.finish("finished");
         }
 
         pub fn pid(&self) -> u32 {
@@ -643,6 +937,31 @@ mod support {
                     Box::new(guard).release().expect("release");
                 }
                 report(&format!("maxwait {}", max_wait.as_nanos()));
+                report("finished");
+            }
+            "nest" => {
+                let lock = FileLock::new(&args[0]);
+                let log = Path::new(&args[1]);
+                let n: usize = args[2].parse().expect("n");
+                let pid = std::process::id();
+                let append = |line: String| {
+                    use std::io::Write;
+                    fs::OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(log)
+                        .and_then(|mut f| f.write_all(line.as_bytes()))
+                        .expect("append");
+                };
+                for _ in 0..n {
+                    let guard = lock.acquire(long).expect("acquire");
+                    append(format!("< {pid}\n"));
+                    std::thread::sleep(Duration::from_millis(2));
+                    append(format!("> {pid}\n"));
+                    Box::new(guard).release().expect("release");
+                    // Python polls every 0.25 s; leave it gaps to get in.
+                    std::thread::sleep(Duration::from_millis(15));
+                }
                 report("finished");
             }
             other => panic!("unknown worker role {other}"),
