@@ -1,0 +1,170 @@
+//! `faults`: real storage faults provoked through the factory's hook give the right error
+//! kind, and the blob stored before the fault is intact once the fault is cleared.
+
+use std::time::Duration;
+
+use identity_cache_persistence::ErrorKind;
+
+use crate::{
+    blob,
+    case::{Case, Failure},
+    cases::check,
+    ctx::Ctx,
+    factory::Fault,
+    run::skip,
+};
+
+/// The fault cases: for each fault, one case for the kind and one for the kept blob.
+pub const CASES: &[Case] = &[
+    Case {
+        name: "faults::storage_unavailable_kind",
+        rule: "a save while the storage cannot be reached fails with StorageUnavailable",
+        needs: &[],
+        run: storage_unavailable_kind,
+    },
+    Case {
+        name: "faults::storage_unavailable_keeps_blob",
+        rule: "a save that failed because the storage could not be reached loses nothing stored",
+        needs: &[],
+        run: storage_unavailable_keeps_blob,
+    },
+    Case {
+        name: "faults::access_denied_kind",
+        rule: "a save the OS refuses fails with AccessDenied",
+        needs: &[],
+        run: access_denied_kind,
+    },
+    Case {
+        name: "faults::access_denied_keeps_blob",
+        rule: "a save the OS refused loses nothing stored",
+        needs: &[],
+        run: access_denied_keeps_blob,
+    },
+    Case {
+        name: "faults::disk_full_kind",
+        rule: "a save on a full disk fails with StorageFull",
+        needs: &[],
+        run: disk_full_kind,
+    },
+    Case {
+        name: "faults::disk_full_keeps_blob",
+        rule: "a save that failed on a full disk loses nothing stored",
+        needs: &[],
+        run: disk_full_keeps_blob,
+    },
+];
+
+/// What a save under `fault` returned, with the blob stored before it.
+struct Attempt {
+    original: Vec<u8>,
+    result: identity_cache_persistence::Result<()>,
+    p: std::sync::Arc<dyn identity_cache_persistence::CachePersistence>,
+}
+
+/// Saves an original blob, injects `fault`, tries to save a new blob, clears the fault.
+fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Failure> {
+    let (ns, p) = ctx.fresh()?;
+    let mut rng = ctx.rng();
+    let original = blob::random(&mut rng, 1024);
+    check::save(ctx, &*p, &original, "original blob")?;
+    match ctx.factory().inject_fault(&ns, fault) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotSupported => {
+            return Err(skip(format!(
+                "the factory cannot provoke {}: {}",
+                fault.as_str(),
+                blob::describe_error(&e)
+            )));
+        }
+        Err(e) => {
+            return Err(ctx.fail(
+                format!("the factory's inject_fault({}) hook works", fault.as_str()),
+                blob::describe_error(&e),
+            ));
+        }
+    }
+    // The replacement is larger than any space left, so a full disk cannot take it.
+    let replacement = blob::random(&mut rng, 256 * 1024);
+    let saver = std::sync::Arc::clone(&p);
+    let result = ctx.within(Duration::from_secs(30), "save under a fault", move || {
+        saver.save(&replacement)
+    });
+    let cleared = ctx.factory().clear_fault(&ns, fault);
+    let result = result?;
+    cleared.map_err(|e| {
+        ctx.fail(
+            format!("the factory's clear_fault({}) hook works", fault.as_str()),
+            blob::describe_error(&e),
+        )
+    })?;
+    Ok(Attempt {
+        original,
+        result,
+        p,
+    })
+}
+
+fn kind_case(ctx: &Ctx, fault: Fault, kind: ErrorKind) -> Result<(), Failure> {
+    let a = attempt(ctx, fault)?;
+    check::kind(
+        ctx,
+        a.result,
+        kind,
+        &format!("save under {}", fault.as_str()),
+    )
+}
+
+fn keeps_case(ctx: &Ctx, fault: Fault) -> Result<(), Failure> {
+    let a = attempt(ctx, fault)?;
+    if a.result.is_ok() {
+        // The save claims success; then the new blob must be there, which `kind` cases
+        // judge. Here only loss matters: the old or the new blob, whole.
+        return match a.p.load() {
+            Ok(Some(_)) => Ok(()),
+            other => Err(ctx.fail(
+                format!("after a save under {}, a whole blob", fault.as_str()),
+                blob::describe_result(&other.map(|o| blob::describe_loaded(&o))),
+            )),
+        };
+    }
+    check::loads(
+        ctx,
+        &*a.p,
+        Some(&a.original),
+        &format!("after a failed save under {}", fault.as_str()),
+    )
+}
+
+/// Storage unreachable: `StorageUnavailable`.
+pub fn storage_unavailable_kind(ctx: &Ctx) -> Result<(), Failure> {
+    kind_case(
+        ctx,
+        Fault::StorageUnavailable,
+        ErrorKind::StorageUnavailable,
+    )
+}
+
+/// Storage unreachable: nothing lost.
+pub fn storage_unavailable_keeps_blob(ctx: &Ctx) -> Result<(), Failure> {
+    keeps_case(ctx, Fault::StorageUnavailable)
+}
+
+/// Access refused: `AccessDenied`.
+pub fn access_denied_kind(ctx: &Ctx) -> Result<(), Failure> {
+    kind_case(ctx, Fault::AccessDenied, ErrorKind::AccessDenied)
+}
+
+/// Access refused: nothing lost.
+pub fn access_denied_keeps_blob(ctx: &Ctx) -> Result<(), Failure> {
+    keeps_case(ctx, Fault::AccessDenied)
+}
+
+/// Disk full: `StorageFull`.
+pub fn disk_full_kind(ctx: &Ctx) -> Result<(), Failure> {
+    kind_case(ctx, Fault::DiskFull, ErrorKind::StorageFull)
+}
+
+/// Disk full: nothing lost.
+pub fn disk_full_keeps_blob(ctx: &Ctx) -> Result<(), Failure> {
+    keeps_case(ctx, Fault::DiskFull)
+}

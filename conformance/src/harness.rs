@@ -1,0 +1,153 @@
+//! The test harness for Rust implementers: one libtest-mimic trial per case.
+//!
+//! In `Cargo.toml`:
+//!
+//! ```toml
+//! [[test]]
+//! name = "conformance"
+//! harness = false
+//! ```
+//!
+//! and in `tests/conformance.rs`, one line naming a factory:
+//!
+//! ```ignore
+//! conformance::harness!(|| my_crate::MyFactory::new());
+//! ```
+//!
+//! Then `cargo test --test conformance` runs every case as its own test, filterable
+//! (`cargo test --test conformance -- lock::`), skipped cases shown as ignored with their
+//! reason. The same binary serves as the worker process for multi-process cases: it is
+//! re-executed with `CONFORMANCE_WORKER=1` and then serves the factory over the protocol
+//! instead of running tests.
+//!
+//! Settings come from the environment: `CONFORMANCE_SEED`, `CONFORMANCE_CASES`,
+//! `CONFORMANCE_THOROUGH=1`, and `CONFORMANCE_EXPECTATIONS=<file>` for known gaps.
+
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+use crate::{
+    ctx::Config,
+    expectations::Expectations,
+    factory::{PluginFactory, WorkerLauncher},
+    registry,
+    report::Outcome,
+    run::Suite,
+};
+
+/// Generates `fn main()` for a `harness = false` test target that checks the factory made
+/// by the given closure (or function path).
+#[macro_export]
+macro_rules! harness {
+    ($make:expr) => {
+        fn main() {
+            let make = $make;
+            $crate::harness::main(make())
+        }
+    };
+}
+
+/// The body of [`harness!`]: worker mode first, then the trials. Never returns.
+pub fn main<F: PluginFactory + 'static>(factory: F) -> ! {
+    // Worker mode must come before anything else: in a worker, stdout is the protocol.
+    crate::protocol::serve_worker_if_requested(&factory);
+    let launcher: Option<Arc<dyn WorkerLauncher>> = match crate::protocol::SelfExecLauncher::new() {
+        Ok(l) => Some(Arc::new(l)),
+        Err(e) => {
+            eprintln!("conformance: no worker processes ({e}); multi-process cases are skipped");
+            None
+        }
+    };
+    run_trials(Arc::new(factory), launcher)
+}
+
+/// Runs every case against `factory` as libtest-mimic trials and exits with their verdict.
+pub fn run_trials(factory: Arc<dyn PluginFactory>, launcher: Option<Arc<dyn WorkerLauncher>>) -> ! {
+    let args = Arguments::from_args();
+    let mut config = Config::from_env();
+    config.rerun = format!(
+        "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={} cargo test --test {} -- --exact {{case}}",
+        config.cases,
+        test_target_name()
+    );
+    let expectations = match std::env::var_os("CONFORMANCE_EXPECTATIONS") {
+        Some(path) => match Expectations::load(path.as_ref()) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("conformance: {e}");
+                std::process::exit(2);
+            }
+        },
+        None => Expectations::none(),
+    };
+    let suite = match Suite::new(factory, config) {
+        Ok(s) => s.with_expectations(expectations),
+        Err(e) => {
+            eprintln!("conformance: cannot create a scratch directory: {e}");
+            std::process::exit(2);
+        }
+    };
+    let suite = match launcher {
+        Some(l) => suite.with_launcher(l),
+        None => suite,
+    };
+    eprintln!(
+        "conformance: checking {} with seed {} ({} property cases{})",
+        suite.label(),
+        suite.config().seed,
+        suite.config().cases,
+        if suite.config().thorough {
+            ", thorough"
+        } else {
+            ""
+        }
+    );
+    let trials = trials(&suite);
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Drop the suite before exiting so its scratch directory is removed.
+    drop(suite);
+    conclusion.exit()
+}
+
+/// One trial per case of the registry.
+pub fn trials(suite: &Suite) -> Vec<Trial> {
+    registry::all_cases()
+        .into_iter()
+        .map(|case| {
+            let suite = suite.clone();
+            let kind = case.area();
+            Trial::ignorable_test(case.name, move || match suite.run_case(&case).outcome {
+                Outcome::Passed => Ok(Completion::Completed),
+                Outcome::Skipped(reason) => Ok(Completion::ignored_with(reason)),
+                Outcome::Failed(failure) => Err(Failed::from(failure.to_string())),
+                Outcome::KnownGap {
+                    reason,
+                    failure: Some(f),
+                } => Ok(Completion::ignored_with(format!(
+                    "known gap ({reason}), still failing: {}",
+                    f.rule
+                ))),
+                Outcome::KnownGap {
+                    reason,
+                    failure: None,
+                } => Ok(Completion::ignored_with(format!(
+                    "known gap ({reason}) now passes: remove it from the expectations"
+                ))),
+            })
+            .with_kind(kind)
+        })
+        .collect()
+}
+
+/// The test target's name, from the executable (`<name>-<hash>`), for rerun hints.
+fn test_target_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|stem| match stem.rsplit_once('-') {
+            Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+            _ => stem,
+        })
+        .unwrap_or_else(|| "conformance".into())
+}
