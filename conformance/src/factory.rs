@@ -10,7 +10,10 @@ use identity_cache_persistence::{CachePersistence, Error, Result};
 ///
 /// - `dir` exists when [`PluginFactory::create`] is called, is empty at first, has mode
 ///   0700, and belongs to this namespace alone. A plugin that stores in files keeps them
-///   under `dir`; the security cases inspect everything below it.
+///   under `dir`; the security cases inspect everything below it. One case
+///   (`security::dirs_private`) removes `dir` first: a plugin that keeps files there
+///   creates it (mode 0700) on its first save, as it would create a missing cache
+///   directory.
 /// - `name` is a valid cache name (ASCII letters, digits and `-`), unique per run and
 ///   process, so plugins with global storage (a keyring) do not collide with other runs.
 /// - Two plugins created for equal namespaces, in this process or in a worker process,

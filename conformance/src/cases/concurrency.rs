@@ -194,6 +194,9 @@ fn locked_increment(p: &dyn CachePersistence) -> Result<(), String> {
                 )
             })?,
     };
+    // Widen the read-modify-write window, so that without real exclusion other
+    // increments land in it and get lost (a fast plugin would otherwise hide a no-op lock).
+    thread::sleep(Duration::from_millis(1));
     p.save((current + 1).to_string().as_bytes())
         .map_err(|e| format!("save: {}", blob::describe_error(&e)))?;
     guard

@@ -199,22 +199,20 @@ pub fn files_private(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Directories the plugin creates are 0700 or stricter under umask 022. The namespace
-/// directory is removed first, so a plugin that keeps files there creates it itself.
+/// directory is removed first, so a plugin that keeps files there creates it itself, as
+/// it would create a missing cache directory (see [`Namespace`](crate::Namespace)).
 pub fn dirs_private(ctx: &Ctx) -> Result<(), Failure> {
     let _umask = Umask::set_022();
     let ns = ctx.namespace()?;
     // Missing, so that a plugin keeping its files there creates it (and shows its mode).
     let _ = fs::remove_dir(&ns.dir);
     let p = ctx.plugin(&ns)?;
-    match p.save(b"{\"dir modes\": true}") {
-        Ok(()) => {}
-        Err(e) => {
-            return Err(crate::run::skip(format!(
-                "the plugin does not create its missing directory ({}); no directory to check",
-                blob::describe_error(&e)
-            )));
-        }
-    }
+    check::save(
+        ctx,
+        &*p,
+        b"{\"dir modes\": true}",
+        "save into a missing namespace directory",
+    )?;
     let mut open = Vec::new();
     if ns.dir.is_dir()
         && let Some(mode) = mode_of(&ns.dir)
