@@ -166,6 +166,12 @@ impl Ctx {
         &self.caps
     }
 
+    /// `want` bytes, or the plugin's declared `max_size` if that is smaller: cases that
+    /// need big blobs for races use the biggest the plugin accepts.
+    pub fn size_up_to(&self, want: usize) -> usize {
+        self.caps.max_size.map_or(want, |max| max.min(want))
+    }
+
     /// True in release-gating mode.
     pub fn thorough(&self) -> bool {
         self.config.thorough

@@ -14,6 +14,7 @@ pub mod factory;
 pub mod file_factory;
 pub mod harness;
 pub mod linearizability;
+pub mod log_capture;
 pub mod protocol;
 pub mod registry;
 pub mod report;

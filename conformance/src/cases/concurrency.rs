@@ -93,6 +93,7 @@ fn torn_read_race(
     initial: u64,
     seed: u64,
     duration: Duration,
+    max_len: usize,
 ) -> (usize, Option<String>) {
     let saved = Arc::new(Mutex::new(HashSet::from([initial])));
     let stop = Arc::new(AtomicBool::new(false));
@@ -106,7 +107,7 @@ fn torn_read_race(
                 fastrand::Rng::with_seed(seed ^ (w as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             while !stop.load(Ordering::SeqCst) {
                 let id = rng.u64(..);
-                let len = rng.usize(1024..512 * 1024);
+                let len = rng.usize((max_len / 64).max(64).min(max_len)..=max_len);
                 if let Ok(mut s) = saved.lock() {
                     s.insert(id);
                 }
@@ -154,16 +155,17 @@ fn torn_read_race(
 pub fn no_torn_reads_threads(ctx: &Ctx) -> Result<(), Failure> {
     let ns = ctx.namespace()?;
     let first = ctx.plugin(&ns)?;
-    let initial = blob::self_checking(0, 4096);
+    let initial = blob::self_checking(0, ctx.size_up_to(4096));
     check::save(ctx, &*first, &initial, "initial blob")?;
     let writers = vec![first, ctx.plugin(&ns)?];
     let readers = vec![ctx.plugin(&ns)?, ctx.plugin(&ns)?];
     let duration = race_time(ctx);
     let seed = ctx.rng().u64(..);
+    let max_len = ctx.size_up_to(512 * 1024);
     let (loads, problem) = ctx.within(
         duration + Duration::from_secs(60),
         "the save/load race",
-        move || torn_read_race(writers, readers, 0, seed, duration),
+        move || torn_read_race(writers, readers, 0, seed, duration, max_len),
     )?;
     match problem {
         None => Ok(()),
@@ -343,13 +345,14 @@ pub fn linearizable_register(ctx: &Ctx) -> Result<(), Failure> {
 pub fn no_torn_reads_processes(ctx: &Ctx) -> Result<(), Failure> {
     let ns = ctx.namespace()?;
     let local = ctx.plugin(&ns)?;
-    let initial = blob::self_checking(0, 4096);
+    let initial = blob::self_checking(0, ctx.size_up_to(4096));
     check::save(ctx, &*local, &initial, "initial blob")?;
     let mut worker = ctx.worker(&ns)?;
     let saved = Mutex::new(HashSet::from([0u64]));
     let stop = AtomicBool::new(false);
     let mut rng = ctx.rng();
     let duration = race_time(ctx);
+    let max_len = ctx.size_up_to(512 * 1024);
     let mut problem = None;
     let mut loads = 0usize;
     thread::scope(|s| {
@@ -361,7 +364,10 @@ pub fn no_torn_reads_processes(ctx: &Ctx) -> Result<(), Failure> {
                 if let Ok(mut set) = saved.lock() {
                     set.insert(id);
                 }
-                if let Err(e) = saver.save(&blob::self_checking(id, rng.usize(1024..512 * 1024))) {
+                if let Err(e) = saver.save(&blob::self_checking(
+                    id,
+                    rng.usize((max_len / 64).max(64).min(max_len)..=max_len),
+                )) {
                     return Some(format!(
                         "the worker's save failed: {}",
                         blob::describe_error(&e)

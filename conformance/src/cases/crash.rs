@@ -45,13 +45,14 @@ pub fn kill_during_save_leaves_whole_blob(ctx: &Ctx) -> Result<(), Failure> {
     for round in 0..rounds {
         let ns = ctx.namespace()?;
         let local = ctx.plugin(&ns)?;
-        let initial = blob::self_checking(rng.u64(..), 256 * 1024);
+        let initial = blob::self_checking(rng.u64(..), ctx.size_up_to(256 * 1024));
+        let max_len = ctx.size_up_to(1024 * 1024);
         check::save(ctx, &*local, &initial, "initial blob")?;
         let mut worker = ctx.worker(&ns)?;
         let pid = worker.pid();
         let delay = Duration::from_millis(rng.u64(5..60));
         let sizes: Vec<(u64, usize)> = (0..50)
-            .map(|_| (rng.u64(..), rng.usize(64 * 1024..1024 * 1024)))
+            .map(|_| (rng.u64(..), rng.usize(max_len / 16..=max_len)))
             .collect();
         thread::scope(|s| {
             let saver = &*worker;

@@ -65,7 +65,7 @@ struct Attempt {
 fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Failure> {
     let (ns, p) = ctx.fresh()?;
     let mut rng = ctx.rng();
-    let original = blob::random(&mut rng, 1024);
+    let original = blob::random(&mut rng, ctx.size_up_to(1024));
     check::save(ctx, &*p, &original, "original blob")?;
     match ctx.factory().inject_fault(&ns, fault) {
         Ok(()) => {}
@@ -84,7 +84,7 @@ fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Failure> {
         }
     }
     // The replacement is larger than any space left, so a full disk cannot take it.
-    let replacement = blob::random(&mut rng, 256 * 1024);
+    let replacement = blob::random(&mut rng, ctx.size_up_to(256 * 1024));
     let saver = std::sync::Arc::clone(&p);
     let result = ctx.within(Duration::from_secs(30), "save under a fault", move || {
         saver.save(&replacement)

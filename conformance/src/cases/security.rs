@@ -44,6 +44,12 @@ pub const CASES: &[Case] = &[
         run: blob_not_in_debug,
     },
     Case {
+        name: "security::blob_not_in_logs",
+        rule: "nothing the plugin logs (tracing events and spans on the calling thread) contains the blob",
+        needs: &[],
+        run: blob_not_in_logs,
+    },
+    Case {
         name: "security::blob_not_in_errors",
         rule: "no error message (Display, Debug or source chain) contains the blob",
         needs: &[],
@@ -385,4 +391,40 @@ pub fn blob_not_in_errors(ctx: &Ctx) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Logs written while the plugin saves, loads, locks, times out, deletes and fails do not
+/// contain the blob. Calls run on this thread, where the log capture sees them.
+pub fn blob_not_in_logs(ctx: &Ctx) -> Result<(), Failure> {
+    let data = secret(ctx);
+    let forms = leak_forms(&data);
+    let (ns, p) = ctx.fresh()?;
+    let other = ctx.plugin(&ns)?;
+    let caps = *ctx.caps();
+    let (outcome, logs) = crate::log_capture::capture(|| -> Result<(), Failure> {
+        check::save(ctx, &*p, &data, "save")?;
+        ctx.ok("load", p.load())?;
+        let _ = p.version();
+        if caps.cross_process_lock {
+            let guard = ctx.ok("lock", p.lock(lock::GRANT))?;
+            let _ = other.lock(std::time::Duration::from_millis(20));
+            drop(guard);
+        }
+        if ctx.factory().corrupt_stored_data(&ns).is_ok() {
+            let _ = p.load();
+        }
+        let _ = p.delete();
+        Ok(())
+    });
+    outcome?;
+    match leaked(&logs, &forms) {
+        None => Ok(()),
+        Some(form) => Err(ctx.fail(
+            "logs without the blob",
+            format!(
+                "a log line of the plugin contains the blob ({} form)",
+                form_name(&forms, form)
+            ),
+        )),
+    }
 }

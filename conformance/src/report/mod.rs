@@ -129,3 +129,94 @@ impl Report {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        let mut failure = Failure::new("rule <x> & y", "Some(3 bytes)", "None");
+        failure.rerun = "conformance --filter 'a::failed' --seed 7".into();
+        let case = |name: &str, outcome| CaseReport {
+            name: name.into(),
+            rule: "a rule".into(),
+            outcome,
+            duration: Duration::from_millis(5),
+        };
+        Report {
+            plugin: "file".into(),
+            description: "backend file, at /tmp/x".into(),
+            seed: 7,
+            property_cases: 32,
+            thorough: false,
+            cases: vec![
+                case("a::passed", Outcome::Passed),
+                case("a::failed", Outcome::Failed(failure.clone())),
+                case(
+                    "a::skipped",
+                    Outcome::Skipped("plugin declares no lock".into()),
+                ),
+                case(
+                    "a::gap",
+                    Outcome::KnownGap {
+                        reason: "not yet".into(),
+                        failure: Some(failure),
+                    },
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn totals_and_verdict() {
+        let report = sample();
+        assert!(!report.passed());
+        assert_eq!(
+            report.totals(),
+            Totals {
+                passed: 1,
+                failed: 1,
+                skipped: 1,
+                known_gaps: 1
+            }
+        );
+        assert_eq!(report.failed(), vec!["a::failed"]);
+    }
+
+    #[test]
+    fn json_has_every_case_with_its_failure() {
+        let value: serde_json::Value = serde_json::from_str(&json(&sample())).expect("valid JSON");
+        assert_eq!(value["passed"], false);
+        assert_eq!(value["seed"], 7);
+        assert_eq!(value["cases"][1]["outcome"], "failed");
+        assert_eq!(value["cases"][1]["failure"]["expected"], "Some(3 bytes)");
+        assert_eq!(value["cases"][2]["reason"], "plugin declares no lock");
+        assert_eq!(value["cases"][3]["outcome"], "known_gap");
+    }
+
+    #[test]
+    fn junit_counts_and_escapes() {
+        let xml = junit(&sample());
+        assert!(xml.contains(r#"tests="4" failures="1""#), "{xml}");
+        assert!(xml.contains("rule &lt;x&gt; &amp; y"), "{xml}");
+        assert!(
+            xml.contains("<skipped message=\"plugin declares no lock\"/>"),
+            "{xml}"
+        );
+        assert_eq!(xml.matches("<testcase").count(), 4);
+    }
+
+    #[test]
+    fn human_report_says_what_broke_and_how_to_rerun() {
+        let text = human(&sample());
+        assert!(text.contains("---- a::failed (FAILED) ----"), "{text}");
+        assert!(
+            text.contains("rerun:       conformance --filter 'a::failed' --seed 7"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FAILED: 1 passed, 1 failed, 1 skipped, 1 known gaps"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! A small in-memory plugin for the suite's own tests: correct, or broken in one chosen
+//! way ([`Break`]), so tests can show that the case named for a rule catches it.
+
+// Each test binary that includes this module uses a different part of it.
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Condvar, Mutex, atomic::AtomicU64, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use conformance::{Namespace, PluginFactory};
+use identity_cache_persistence::{
+    CachePersistence, Capabilities, ChangeToken, Description, Error, ErrorKind, HeldLock,
+    LockGuard, Result, validate_name,
+};
+
+/// One way to break the in-memory plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Break {
+    None,
+    /// lock() always succeeds at once.
+    NoOpLock,
+    /// lock() on a held lock fails with LockTimeout at once instead of waiting.
+    TimeoutAtOnce,
+    /// The change token is the blob's length.
+    TokenIsLength,
+    /// Debug prints the stored blob.
+    DebugLeaks,
+    /// Each handle caches the first blob it loaded.
+    StaleLoad,
+    /// Blobs over 100 KiB lose their last byte.
+    DropsTail,
+    /// delete() always answers true.
+    DeleteAlwaysTrue,
+    /// save() logs the blob.
+    LogsBlob,
+}
+
+#[derive(Default)]
+struct Slot {
+    data: Option<Vec<u8>>,
+    token: u64,
+    locked: bool,
+}
+
+type Store = Arc<(Mutex<HashMap<String, Slot>>, Condvar)>;
+
+static TOKENS: AtomicU64 = AtomicU64::new(1);
+
+struct Memory {
+    name: String,
+    store: Store,
+    broken: Break,
+    cache: Mutex<Option<Vec<u8>>>,
+}
+
+impl fmt::Debug for Memory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Memory");
+        d.field("name", &self.name);
+        if self.broken == Break::DebugLeaks {
+            let map = self.store.0.lock().expect("store");
+            let data = map
+                .get(&self.name)
+                .and_then(|s| s.data.clone())
+                .unwrap_or_default();
+            d.field("data", &String::from_utf8_lossy(&data));
+        }
+        d.finish()
+    }
+}
+
+struct Held {
+    name: String,
+    store: Store,
+}
+
+impl HeldLock for Held {
+    fn release(self: Box<Self>) -> Result<()> {
+        let (map, cv) = &*self.store;
+        map.lock()
+            .expect("store")
+            .entry(self.name.clone())
+            .or_default()
+            .locked = false;
+        cv.notify_all();
+        Ok(())
+    }
+}
+
+impl CachePersistence for Memory {
+    fn describe(&self) -> Description {
+        Description::new(
+            "memory",
+            self.name.clone(),
+            Capabilities::full_plaintext().shared_across_processes(false),
+        )
+    }
+
+    fn load(&self) -> Result<Option<Vec<u8>>> {
+        if self.broken == Break::StaleLoad
+            && let Some(cached) = self.cache.lock().expect("cache").clone()
+        {
+            return Ok(Some(cached));
+        }
+        let data = self
+            .store
+            .0
+            .lock()
+            .expect("store")
+            .get(&self.name)
+            .and_then(|s| s.data.clone());
+        if self.broken == Break::StaleLoad {
+            *self.cache.lock().expect("cache") = data.clone();
+        }
+        Ok(data)
+    }
+
+    fn save(&self, data: &[u8]) -> Result<()> {
+        if self.broken == Break::LogsBlob {
+            tracing::debug!(blob = %String::from_utf8_lossy(data), "saving");
+        }
+        let mut data = data.to_vec();
+        if self.broken == Break::DropsTail && data.len() > 100 * 1024 {
+            data.pop();
+        }
+        let mut map = self.store.0.lock().expect("store");
+        let slot = map.entry(self.name.clone()).or_default();
+        slot.token = if self.broken == Break::TokenIsLength {
+            data.len() as u64
+        } else {
+            TOKENS.fetch_add(1, Ordering::SeqCst)
+        };
+        slot.data = Some(data);
+        Ok(())
+    }
+
+    fn delete(&self) -> Result<bool> {
+        let mut map = self.store.0.lock().expect("store");
+        let had = map
+            .get_mut(&self.name)
+            .and_then(|s| s.data.take())
+            .is_some();
+        Ok(had || self.broken == Break::DeleteAlwaysTrue)
+    }
+
+    fn version(&self) -> Result<Option<ChangeToken>> {
+        let map = self.store.0.lock().expect("store");
+        Ok(map
+            .get(&self.name)
+            .filter(|s| s.data.is_some())
+            .map(|s| ChangeToken::new(s.token.to_string())))
+    }
+
+    fn lock(&self, wait: Duration) -> Result<LockGuard> {
+        let held = Held {
+            name: self.name.clone(),
+            store: Arc::clone(&self.store),
+        };
+        if self.broken == Break::NoOpLock {
+            return Ok(LockGuard::new(held));
+        }
+        let (map, cv) = &*self.store;
+        let deadline = Instant::now() + wait;
+        let mut guard = map.lock().expect("store");
+        loop {
+            let slot = guard.entry(self.name.clone()).or_default();
+            if !slot.locked {
+                slot.locked = true;
+                return Ok(LockGuard::new(held));
+            }
+            let now = Instant::now();
+            if now >= deadline || self.broken == Break::TimeoutAtOnce {
+                return Err(Error::new(ErrorKind::LockTimeout, "lock timed out"));
+            }
+            guard = cv.wait_timeout(guard, deadline - now).expect("store").0;
+        }
+    }
+}
+
+pub struct MemoryFactory {
+    store: Store,
+    broken: Break,
+}
+
+impl MemoryFactory {
+    pub fn new(broken: Break) -> Self {
+        MemoryFactory {
+            store: Arc::default(),
+            broken,
+        }
+    }
+}
+
+impl PluginFactory for MemoryFactory {
+    fn label(&self) -> String {
+        format!("memory ({:?})", self.broken)
+    }
+
+    fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
+        validate_name(&ns.name)?;
+        Ok(Box::new(Memory {
+            name: ns.name.clone(),
+            store: Arc::clone(&self.store),
+            broken: self.broken,
+            cache: Mutex::new(None),
+        }))
+    }
+}
