@@ -131,6 +131,35 @@ impl InMemoryStore {
         lock(&self.slot(name).slot.data).fault = None;
     }
 
+    /// Damages what slot `name` stores, as a torn keyring item or undecodable ciphertext
+    /// would be: from now on `load` on every handle fails with
+    /// [`ErrorKind::CorruptData`] and leaves the damaged data in place, `version` still
+    /// reports something stored, and only a `save` (which replaces it) or a `delete`
+    /// (which removes it, answering `true`) ends the damage. The change token moves, as
+    /// for any change of what is stored.
+    ///
+    /// ```
+    /// use identity_cache_mocks::InMemoryStore;
+    /// use identity_cache_persistence::{CachePersistence, ErrorKind};
+    ///
+    /// let store = InMemoryStore::new();
+    /// let cache = store.slot("c");
+    /// cache.save(b"{}")?;
+    /// store.corrupt("c");
+    /// assert_eq!(cache.load().unwrap_err().kind(), ErrorKind::CorruptData);
+    /// assert_eq!(cache.load().unwrap_err().kind(), ErrorKind::CorruptData, "left in place");
+    /// cache.save(b"{}")?;
+    /// assert_eq!(cache.load()?.as_deref(), Some(&b"{}"[..]));
+    /// # Ok::<(), identity_cache_persistence::Error>(())
+    /// ```
+    pub fn corrupt(&self, name: &str) {
+        let handle = self.slot(name);
+        let mut stored = lock(&handle.slot.data);
+        stored.blob.get_or_insert_with(Vec::new);
+        stored.corrupt = true;
+        stored.generation += 1;
+    }
+
     /// The names of the slots handed out so far, sorted; absent slots included.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = lock(&self.slots).keys().cloned().collect();
@@ -170,7 +199,9 @@ impl fmt::Debug for InMemoryStore {
 ///   [`ErrorKind::LockTimeout`]. Not re-entrant. Released when the guard is dropped or
 ///   [released](LockGuard::release).
 /// - A storage fault injected with [`InMemoryStore::inject_fault`] makes `load`, `save`,
-///   `delete` and `version` fail with the injected kind, changing nothing.
+///   `delete` and `version` fail with the injected kind, changing nothing; data damaged
+///   with [`InMemoryStore::corrupt`] makes `load` fail with [`ErrorKind::CorruptData`]
+///   and stays until a save or delete.
 ///
 /// What it declares ([`describe`](CachePersistence::describe)): backend `"memory"`,
 /// location `"memory:<name>"`, and
@@ -296,6 +327,12 @@ impl CachePersistence for InMemoryPersistence {
     fn load(&self) -> Result<Option<Vec<u8>>> {
         let stored = lock(&self.slot.data);
         self.refuse_if_faulty(&stored, "load")?;
+        if stored.corrupt {
+            return Err(Error::new(
+                ErrorKind::CorruptData,
+                format!("memory:{} holds damaged data", self.slot.name),
+            ));
+        }
         Ok(stored.blob.clone())
     }
 
@@ -318,6 +355,7 @@ impl CachePersistence for InMemoryPersistence {
         let mut stored = lock(&self.slot.data);
         self.refuse_if_faulty(&stored, "save")?;
         stored.blob = Some(blob);
+        stored.corrupt = false;
         stored.generation += 1;
         Ok(())
     }
@@ -325,6 +363,7 @@ impl CachePersistence for InMemoryPersistence {
     fn delete(&self) -> Result<bool> {
         let mut stored = lock(&self.slot.data);
         self.refuse_if_faulty(&stored, "delete")?;
+        stored.corrupt = false;
         if stored.blob.take().is_none() {
             return Ok(false);
         }
@@ -381,12 +420,13 @@ impl CachePersistence for InMemoryPersistence {
 
 impl fmt::Debug for InMemoryPersistence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (stored_len, generation, fault) = {
+        let (stored_len, generation, fault, corrupt) = {
             let stored = lock(&self.slot.data);
             (
                 stored.blob.as_ref().map(Vec::len),
                 stored.generation,
                 stored.fault,
+                stored.corrupt,
             )
         };
         f.debug_struct("InMemoryPersistence")
@@ -395,6 +435,7 @@ impl fmt::Debug for InMemoryPersistence {
             .field("generation", &generation)
             .field("max_size", &self.max_size)
             .field("fault", &fault)
+            .field("corrupt", &corrupt)
             .field("locked", &*lock(&self.slot.held))
             .finish()
     }
@@ -429,6 +470,8 @@ struct Stored {
     generation: u64,
     /// A storage fault in force (see `InMemoryStore::inject_fault`).
     fault: Option<ErrorKind>,
+    /// `blob` is damaged and cannot be read back (see `InMemoryStore::corrupt`).
+    corrupt: bool,
 }
 
 /// The held lock of one slot; releasing clears the flag and wakes the waiters.

@@ -362,6 +362,29 @@ fn a_storage_fault_fails_every_handle_and_loses_nothing() -> Result<()> {
 }
 
 #[test]
+fn corrupt_data_fails_loads_stays_in_place_and_is_replaced_by_a_save() -> Result<()> {
+    let store = InMemoryStore::new();
+    let cache = store.slot("c");
+    store.corrupt("c");
+    let token = cache.version()?;
+    assert!(token.is_some(), "damaged data is still stored data");
+    for _ in 0..2 {
+        assert_eq!(
+            cache.load().map_err(|e| e.kind()),
+            Err(ErrorKind::CorruptData)
+        );
+    }
+    assert_eq!(cache.version()?, token, "a failed load changes nothing");
+    cache.save(b"fresh")?;
+    assert_eq!(cache.load()?.as_deref(), Some(&b"fresh"[..]));
+
+    store.corrupt("c");
+    assert!(cache.delete()?, "damaged data can be deleted");
+    assert_eq!(cache.load()?, None);
+    Ok(())
+}
+
+#[test]
 fn describes_itself_as_a_process_local_unencrypted_plugin() {
     let cache = InMemoryStore::new().slot("msal.cache");
     let description = cache.describe();
