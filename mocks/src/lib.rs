@@ -4,11 +4,15 @@
 //! | double | use it to test | model |
 //! | --- | --- | --- |
 //! | [`MockCachePersistence`] | how code calls a plugin: which calls, in which order, with what answers | `mockall` |
-//! | [`InMemoryPersistence`] | code that stores through a plugin, without files or a keyring | a correct plugin |
+//! | [`InMemoryPersistence`] | code that stores through a plugin, without files or a keyring; storage faults and damaged data on demand ([`InMemoryStore`]) | a correct plugin |
 //! | [`FaultyPersistence`] | how code copes with errors and slowness: fail the Nth save, slow every load | keyring-core's one-shot error mock |
 //! | [`GatedPersistence`] | races: each call waits until the test lets it through, in the order the test picks | tower-test's `mock::pair` |
 //!
 //! The wrappers take any plugin, so they also wrap the reference plugin or your own.
+//! [`InMemoryStore`] also has the hooks a conformance factory needs to provoke conditions
+//! from outside a plugin: [`open`](InMemoryStore::open) refuses bad names,
+//! [`inject_fault`](InMemoryStore::inject_fault) makes the storage refuse service, and
+//! [`corrupt`](InMemoryStore::corrupt) damages what is stored.
 //! [`broken`] is reserved for deliberately broken plugins that prove the conformance
 //! suite's checks can fail.
 //!

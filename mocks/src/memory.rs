@@ -207,7 +207,11 @@ impl fmt::Debug for InMemoryStore {
 /// location `"memory:<name>"`, and
 ///
 /// - `cross_process_lock: false`, `shared_across_processes: false`: another process has
-///   its own memory, so it can neither see the blob nor be excluded by the lock.
+///   its own memory, so it can neither see the blob nor be excluded by the lock. The
+///   lock still works within the process: [`Capabilities`] has no way yet to declare a
+///   lock that excludes handles and threads but not processes, and a checker that reads
+///   `cross_process_lock: false` as "no lock at all" expects `NotSupported` from `lock`.
+///   Code under test that locks needs a lock that works, so this plugin provides one.
 /// - `change_detection: true`.
 /// - `encrypts_at_rest: false`. Nothing reaches the disk, so the check behind this flag
 ///   ("no plaintext under the plugin's directory") would pass, but the flag promises more
