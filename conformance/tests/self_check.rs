@@ -144,6 +144,44 @@ fn logged_blob_is_caught() {
 }
 
 #[test]
+#[cfg(unix)] // file modes are checked on Unix only
+fn world_readable_file_is_caught() {
+    assert_caught(
+        Break::WorldReadableFile,
+        "security::files_private",
+        "security::files_private",
+    );
+}
+
+#[test]
+#[cfg(unix)] // file modes are checked on Unix only
+fn open_directory_is_caught() {
+    assert_caught(
+        Break::OpenDirectory,
+        "security::dirs_private",
+        "security::dirs_private",
+    );
+}
+
+#[test]
+fn plaintext_beside_encrypted_store_is_caught() {
+    assert_caught(
+        Break::PlaintextBeside,
+        "security::no_plaintext_at_rest",
+        "security::no_plaintext_at_rest",
+    );
+}
+
+#[test]
+fn blob_in_error_message_is_caught() {
+    assert_caught(
+        Break::ErrorLeaks,
+        "security::blob_not_in_errors",
+        "security::blob_not_in_errors",
+    );
+}
+
+#[test]
 fn model_shrinks_to_a_minimal_sequence() {
     let failure = assert_caught(
         Break::DeleteAlwaysTrue,

@@ -37,6 +37,15 @@ pub enum Break {
     DeleteAlwaysTrue,
     /// save() logs the blob.
     LogsBlob,
+    /// save() also writes a copy of the blob under the namespace directory with the
+    /// default mode (0644 under umask 022).
+    WorldReadableFile,
+    /// save() creates a subdirectory with the default mode (0755 under umask 022).
+    OpenDirectory,
+    /// Declares encryption at rest but writes a plaintext copy beside it (mode 0600).
+    PlaintextBeside,
+    /// The lock-timeout error quotes the stored blob.
+    ErrorLeaks,
 }
 
 #[derive(Default)]
@@ -51,6 +60,7 @@ type Store = Arc<(Mutex<HashMap<String, Slot>>, Condvar)>;
 static TOKENS: AtomicU64 = AtomicU64::new(1);
 
 struct Memory {
+    dir: std::path::PathBuf,
     name: String,
     store: Store,
     broken: Break,
@@ -96,7 +106,9 @@ impl CachePersistence for Memory {
         Description::new(
             "memory",
             self.name.clone(),
-            Capabilities::full_plaintext().shared_across_processes(false),
+            Capabilities::full_plaintext()
+                .shared_across_processes(false)
+                .encrypts_at_rest(self.broken == Break::PlaintextBeside),
         )
     }
 
@@ -120,6 +132,27 @@ impl CachePersistence for Memory {
     }
 
     fn save(&self, data: &[u8]) -> Result<()> {
+        match self.broken {
+            Break::WorldReadableFile => {
+                std::fs::write(self.dir.join("copy"), data)
+                    .map_err(|e| Error::io("write", &self.dir, e))?;
+            }
+            Break::OpenDirectory => {
+                let _ = std::fs::create_dir_all(self.dir.join("sub"));
+            }
+            Break::PlaintextBeside => {
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options
+                    .open(self.dir.join("plain"))
+                    .map_err(|e| Error::io("open", &self.dir, e))?;
+                std::io::Write::write_all(&mut file, data)
+                    .map_err(|e| Error::io("write", &self.dir, e))?;
+            }
+            _ => {}
+        }
         if self.broken == Break::LogsBlob {
             tracing::debug!(blob = %String::from_utf8_lossy(data), "saving");
         }
@@ -174,7 +207,15 @@ impl CachePersistence for Memory {
             }
             let now = Instant::now();
             if now >= deadline || self.broken == Break::TimeoutAtOnce {
-                return Err(Error::new(ErrorKind::LockTimeout, "lock timed out"));
+                let mut message = "lock timed out".to_string();
+                if self.broken == Break::ErrorLeaks {
+                    let data = slot.data.clone().unwrap_or_default();
+                    message.push_str(&format!(
+                        " while holding {}",
+                        String::from_utf8_lossy(&data)
+                    ));
+                }
+                return Err(Error::new(ErrorKind::LockTimeout, message));
             }
             guard = cv.wait_timeout(guard, deadline - now).expect("store").0;
         }
@@ -204,6 +245,7 @@ impl PluginFactory for MemoryFactory {
         validate_name(&ns.name)?;
         Ok(Box::new(Memory {
             name: ns.name.clone(),
+            dir: ns.dir.clone(),
             store: Arc::clone(&self.store),
             broken: self.broken,
             cache: Mutex::new(None),
