@@ -182,6 +182,47 @@ fn blob_in_error_message_is_caught() {
 }
 
 #[test]
+fn torn_save_is_caught() {
+    assert_caught(
+        Break::TornSave,
+        "concurrency::no_torn_reads_threads",
+        "concurrency::no_torn_reads_threads",
+    );
+    assert_caught(
+        Break::TornSave,
+        "concurrency::linearizable_register",
+        "concurrency::linearizable_register",
+    );
+}
+
+#[test]
+fn token_moving_on_reads_is_caught() {
+    assert_caught(
+        Break::TokenMovesOnRead,
+        "change::stable_without_saves",
+        "change::stable_without_saves",
+    );
+}
+
+#[test]
+fn lock_never_released_is_caught() {
+    assert_caught(
+        Break::LockNeverReleased,
+        "lock::release_on_drop",
+        "lock::release_on_drop",
+    );
+}
+
+#[test]
+fn reentrant_lock_is_caught() {
+    assert_caught(
+        Break::Reentrant,
+        "lock::not_reentrant",
+        "lock::not_reentrant",
+    );
+}
+
+#[test]
 fn model_shrinks_to_a_minimal_sequence() {
     let failure = assert_caught(
         Break::DeleteAlwaysTrue,

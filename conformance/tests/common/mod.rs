@@ -46,6 +46,14 @@ pub enum Break {
     PlaintextBeside,
     /// The lock-timeout error quotes the stored blob.
     ErrorLeaks,
+    /// save() stores the first half, lets others in, then the whole blob.
+    TornSave,
+    /// version() returns a new token on every call.
+    TokenMovesOnRead,
+    /// Releasing the guard does not free the lock.
+    LockNeverReleased,
+    /// The handle holding the lock can take it again.
+    Reentrant,
 }
 
 #[derive(Default)]
@@ -53,6 +61,7 @@ struct Slot {
     data: Option<Vec<u8>>,
     token: u64,
     locked: bool,
+    holder: usize,
 }
 
 type Store = Arc<(Mutex<HashMap<String, Slot>>, Condvar)>;
@@ -86,10 +95,14 @@ impl fmt::Debug for Memory {
 struct Held {
     name: String,
     store: Store,
+    broken: Break,
 }
 
 impl HeldLock for Held {
     fn release(self: Box<Self>) -> Result<()> {
+        if self.broken == Break::LockNeverReleased {
+            return Ok(());
+        }
         let (map, cv) = &*self.store;
         map.lock()
             .expect("store")
@@ -160,6 +173,17 @@ impl CachePersistence for Memory {
         if self.broken == Break::DropsTail && data.len() > 100 * 1024 {
             data.pop();
         }
+        if self.broken == Break::TornSave {
+            let half = data[..data.len() / 2].to_vec();
+            self.store
+                .0
+                .lock()
+                .expect("store")
+                .entry(self.name.clone())
+                .or_default()
+                .data = Some(half);
+            std::thread::sleep(Duration::from_micros(200));
+        }
         let mut map = self.store.0.lock().expect("store");
         let slot = map.entry(self.name.clone()).or_default();
         slot.token = if self.broken == Break::TokenIsLength {
@@ -182,17 +206,22 @@ impl CachePersistence for Memory {
 
     fn version(&self) -> Result<Option<ChangeToken>> {
         let map = self.store.0.lock().expect("store");
-        Ok(map
-            .get(&self.name)
-            .filter(|s| s.data.is_some())
-            .map(|s| ChangeToken::new(s.token.to_string())))
+        Ok(map.get(&self.name).filter(|s| s.data.is_some()).map(|s| {
+            if self.broken == Break::TokenMovesOnRead {
+                ChangeToken::new(TOKENS.fetch_add(1, Ordering::SeqCst).to_string())
+            } else {
+                ChangeToken::new(s.token.to_string())
+            }
+        }))
     }
 
     fn lock(&self, wait: Duration) -> Result<LockGuard> {
         let held = Held {
             name: self.name.clone(),
             store: Arc::clone(&self.store),
+            broken: self.broken,
         };
+        let me = self as *const Memory as usize;
         if self.broken == Break::NoOpLock {
             return Ok(LockGuard::new(held));
         }
@@ -201,8 +230,9 @@ impl CachePersistence for Memory {
         let mut guard = map.lock().expect("store");
         loop {
             let slot = guard.entry(self.name.clone()).or_default();
-            if !slot.locked {
+            if !slot.locked || (self.broken == Break::Reentrant && slot.holder == me) {
                 slot.locked = true;
+                slot.holder = me;
                 return Ok(LockGuard::new(held));
             }
             let now = Instant::now();
