@@ -43,13 +43,14 @@ macro_rules! harness {
     ($make:expr) => {
         fn main() {
             let make = $make;
-            $crate::harness::main(make())
+            $crate::harness::main(env!("CARGO_PKG_NAME"), make())
         }
     };
 }
 
 /// The body of [`harness!`]: worker mode first, then the trials. Never returns.
-pub fn main<F: PluginFactory + 'static>(factory: F) -> ! {
+/// `package` is the implementer's package, for the rerun command in failures.
+pub fn main<F: PluginFactory + 'static>(package: &str, factory: F) -> ! {
     // Worker mode must come before anything else: in a worker, stdout is the protocol.
     crate::protocol::serve_worker_if_requested(&factory);
     let launcher: Option<Arc<dyn WorkerLauncher>> = match crate::protocol::SelfExecLauncher::new() {
@@ -59,16 +60,26 @@ pub fn main<F: PluginFactory + 'static>(factory: F) -> ! {
             None
         }
     };
-    run_trials(Arc::new(factory), launcher)
+    run_trials(package, Arc::new(factory), launcher)
 }
 
 /// Runs every case against `factory` as libtest-mimic trials and exits with their verdict.
-pub fn run_trials(factory: Arc<dyn PluginFactory>, launcher: Option<Arc<dyn WorkerLauncher>>) -> ! {
+/// `package` names the test target's package in rerun commands.
+pub fn run_trials(
+    package: &str,
+    factory: Arc<dyn PluginFactory>,
+    launcher: Option<Arc<dyn WorkerLauncher>>,
+) -> ! {
     let args = Arguments::from_args();
     let mut config = Config::from_env();
     config.rerun = format!(
-        "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={} cargo test --test {} -- --exact {{case}}",
+        "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={}{} cargo test -p {package} --test {} -- --exact {{case}}",
         config.cases,
+        if config.thorough {
+            " CONFORMANCE_THOROUGH=1"
+        } else {
+            ""
+        },
         test_target_name()
     );
     let expectations = match std::env::var_os("CONFORMANCE_EXPECTATIONS") {

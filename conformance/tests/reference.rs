@@ -25,12 +25,16 @@ fn main() {
                 std::process::exit(2);
             };
             let exec = Arc::new(exec);
-            run_trials(exec.clone(), Some(exec))
+            run_trials(env!("CARGO_PKG_NAME"), exec.clone(), Some(exec))
         }
         _ => {
             let launcher =
                 SelfExecLauncher::new().expect("the test binary can find itself to start workers");
-            run_trials(Arc::new(file), Some(Arc::new(launcher)))
+            run_trials(
+                env!("CARGO_PKG_NAME"),
+                Arc::new(file),
+                Some(Arc::new(launcher)),
+            )
         }
     }
 }
