@@ -86,6 +86,8 @@ pub trait CachePersistence: Send + Sync + fmt::Debug {
     ///   plugin's recovery bound.
     /// - The lock is not re-entrant: a second `lock` while the first guard lives waits, and
     ///   fails with [`LockTimeout`](crate::ErrorKind::LockTimeout) when `wait` runs out.
+    /// - `wait` of zero tries once: the guard when the lock is free, otherwise
+    ///   [`LockTimeout`](crate::ErrorKind::LockTimeout) at once.
     /// - Plugins without a lock return `Err` of kind
     ///   [`NotSupported`](crate::ErrorKind::NotSupported) and say so in
     ///   [`Capabilities::cross_process_lock`].
@@ -204,6 +206,18 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// Capabilities of a plugin that declares nothing: no encryption, no lock, no change
+    /// detection, one process, no size limit. Plugins switch on what they do.
+    pub const fn none() -> Self {
+        Capabilities {
+            encrypts_at_rest: false,
+            cross_process_lock: false,
+            change_detection: false,
+            shared_across_processes: false,
+            max_size: None,
+        }
+    }
+
     /// Capabilities of a plugin that does everything and stores in plaintext.
     pub const fn full_plaintext() -> Self {
         Capabilities {
