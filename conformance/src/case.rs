@@ -46,7 +46,10 @@ impl fmt::Debug for Case {
 /// they never make it pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// The plugin declares [`Capabilities::cross_process_lock`].
+    /// The plugin declares [`Capabilities::cross_process_lock`]: its lock excludes every
+    /// other holder of the slot. A plugin whose slot is not shared across processes (an
+    /// in-memory store) declares it when its lock excludes every handle and thread, since
+    /// no other process can hold that slot.
     Lock,
     /// The plugin does not declare a lock: the case checks that `lock` is refused.
     NoLock,

@@ -223,6 +223,51 @@ fn reentrant_lock_is_caught() {
 }
 
 #[test]
+fn unavailable_storage_read_as_empty_is_caught() {
+    assert_caught(
+        Break::UnavailableIsNone,
+        "faults::storage_unavailable_load_kind",
+        "faults::storage_unavailable_load_kind",
+    );
+}
+
+#[test]
+fn swallowed_errors_are_caught() {
+    for case in [
+        "faults::storage_unavailable_kind",
+        "faults::access_denied_kind",
+        "faults::disk_full_kind",
+    ] {
+        assert_caught(Break::SwallowsErrors, case, case);
+    }
+}
+
+#[test]
+fn blob_lost_under_a_fault_is_caught() {
+    for case in [
+        "faults::storage_unavailable_keeps_blob",
+        "faults::access_denied_keeps_blob",
+        "faults::disk_full_keeps_blob",
+    ] {
+        assert_caught(Break::LosesBlobOnFault, case, case);
+    }
+}
+
+#[test]
+fn corrupt_data_read_as_empty_is_caught() {
+    assert_caught(
+        Break::CorruptAsEmpty,
+        "input::corrupt_is_corrupt_data",
+        "input::corrupt_is_corrupt_data",
+    );
+    assert_caught(
+        Break::CorruptAsEmpty,
+        "input::corrupt_left_in_place",
+        "input::corrupt_left_in_place",
+    );
+}
+
+#[test]
 fn model_shrinks_to_a_minimal_sequence() {
     let failure = assert_caught(
         Break::DeleteAlwaysTrue,

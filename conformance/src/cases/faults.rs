@@ -23,6 +23,12 @@ pub const CASES: &[Case] = &[
         run: storage_unavailable_kind,
     },
     Case {
+        name: "faults::storage_unavailable_load_kind",
+        rule: "a load while the storage cannot be reached fails with StorageUnavailable (never None: the caller would take the cache for empty)",
+        needs: &[],
+        run: storage_unavailable_load_kind,
+    },
+    Case {
         name: "faults::storage_unavailable_keeps_blob",
         rule: "a save that failed because the storage could not be reached loses nothing stored",
         needs: &[],
@@ -67,22 +73,7 @@ fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Failure> {
     let mut rng = ctx.rng();
     let original = blob::random(&mut rng, ctx.size_up_to(1024));
     check::save(ctx, &*p, &original, "original blob")?;
-    match ctx.factory().inject_fault(&ns, fault) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotSupported => {
-            return Err(skip(format!(
-                "the factory cannot provoke {}: {}",
-                fault.as_str(),
-                blob::describe_error(&e)
-            )));
-        }
-        Err(e) => {
-            return Err(ctx.fail(
-                format!("the factory's inject_fault({}) hook works", fault.as_str()),
-                blob::describe_error(&e),
-            ));
-        }
-    }
+    inject(ctx, &ns, fault)?;
     // The replacement is larger than any space left, so a full disk cannot take it.
     let replacement = blob::random(&mut rng, ctx.size_up_to(256 * 1024));
     let saver = std::sync::Arc::clone(&p);
@@ -102,6 +93,22 @@ fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Failure> {
         result,
         p,
     })
+}
+
+/// Injects `fault` through the factory's hook; a hook the factory lacks makes the case skip.
+fn inject(ctx: &Ctx, ns: &crate::Namespace, fault: Fault) -> Result<(), Failure> {
+    match ctx.factory().inject_fault(ns, fault) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotSupported => Err(skip(format!(
+            "the factory cannot provoke {}: {}",
+            fault.as_str(),
+            blob::describe_error(&e)
+        ))),
+        Err(e) => Err(ctx.fail(
+            format!("the factory's inject_fault({}) hook works", fault.as_str()),
+            blob::describe_error(&e),
+        )),
+    }
 }
 
 fn kind_case(ctx: &Ctx, fault: Fault, kind: ErrorKind) -> Result<(), Failure> {
@@ -141,6 +148,36 @@ pub fn storage_unavailable_kind(ctx: &Ctx) -> Result<(), Failure> {
         ctx,
         Fault::StorageUnavailable,
         ErrorKind::StorageUnavailable,
+    )
+}
+
+/// Storage unreachable: a load is an error, not "nothing stored".
+pub fn storage_unavailable_load_kind(ctx: &Ctx) -> Result<(), Failure> {
+    let (ns, p) = ctx.fresh()?;
+    check::save(
+        ctx,
+        &*p,
+        b"{\"stored before the fault\": true}",
+        "original blob",
+    )?;
+    inject(ctx, &ns, Fault::StorageUnavailable)?;
+    let loader = std::sync::Arc::clone(&p);
+    let result = ctx.within(Duration::from_secs(30), "load under a fault", move || {
+        loader.load()
+    });
+    let cleared = ctx.factory().clear_fault(&ns, Fault::StorageUnavailable);
+    let result = result?;
+    cleared.map_err(|e| {
+        ctx.fail(
+            "the factory's clear_fault(storage_unavailable) hook works",
+            blob::describe_error(&e),
+        )
+    })?;
+    check::kind(
+        ctx,
+        result.map(|o| o.map(|b| blob::describe(&b))),
+        ErrorKind::StorageUnavailable,
+        "load under storage_unavailable",
     )
 }
 

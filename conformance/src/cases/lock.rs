@@ -64,6 +64,12 @@ pub const CASES: &[Case] = &[
         run: timeout_is_bounded,
     },
     Case {
+        name: "lock::zero_wait_tries_once",
+        rule: "lock with a zero wait grants a free lock, and answers LockTimeout at once for a held one",
+        needs: &[Need::Lock],
+        run: zero_wait_tries_once,
+    },
+    Case {
         name: "lock::release_on_drop",
         rule: "dropping the guard releases the lock: another handle takes it at once",
         needs: &[Need::Lock],
@@ -268,6 +274,32 @@ pub fn timeout_is_bounded(ctx: &Ctx) -> std::result::Result<(), Failure> {
                 blob::describe_result(&result.map(|_| ()))
             ),
         ))
+    }
+}
+
+/// A zero wait is a single try: granted when free, `LockTimeout` at once when held.
+pub fn zero_wait_tries_once(ctx: &Ctx) -> std::result::Result<(), Failure> {
+    let ns = ctx.namespace()?;
+    let a = ctx.plugin(&ns)?;
+    let b = ctx.plugin(&ns)?;
+    let (free, _) = timed_lock(ctx, &a, Duration::ZERO, "zero-wait lock of the free lock")?;
+    let guard = free.map_err(|e| {
+        ctx.fail(
+            "a zero-wait lock of the free lock is granted",
+            blob::describe_error(&e),
+        )
+    })?;
+    let (held, elapsed) = timed_lock(ctx, &b, Duration::ZERO, "zero-wait lock of a held lock")?;
+    drop(guard);
+    match held {
+        Err(e) if e.kind() == ErrorKind::LockTimeout && elapsed <= TIMEOUT_MARGIN => Ok(()),
+        other => Err(ctx.fail(
+            format!("LockTimeout within {TIMEOUT_MARGIN:?} for a zero-wait lock of a held lock"),
+            format!(
+                "{} after {elapsed:?}",
+                blob::describe_result(&other.map(|_| ()))
+            ),
+        )),
     }
 }
 

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use conformance::{Namespace, PluginFactory};
+use conformance::{Fault, Namespace, PluginFactory};
 use identity_cache_persistence::{
     CachePersistence, Capabilities, ChangeToken, Description, Error, ErrorKind, HeldLock,
     LockGuard, Result, validate_name,
@@ -54,6 +54,14 @@ pub enum Break {
     LockNeverReleased,
     /// The handle holding the lock can take it again.
     Reentrant,
+    /// load() answers None while the storage is unavailable.
+    UnavailableIsNone,
+    /// save() answers Ok under a fault, storing nothing.
+    SwallowsErrors,
+    /// save() under a fault empties the stored blob before failing.
+    LosesBlobOnFault,
+    /// load() of corrupt data answers Ok(None) and drops the data.
+    CorruptAsEmpty,
 }
 
 #[derive(Default)]
@@ -62,6 +70,8 @@ struct Slot {
     token: u64,
     locked: bool,
     holder: usize,
+    fault: Option<Fault>,
+    corrupt: bool,
 }
 
 type Store = Arc<(Mutex<HashMap<String, Slot>>, Condvar)>;
@@ -126,6 +136,27 @@ impl CachePersistence for Memory {
     }
 
     fn load(&self) -> Result<Option<Vec<u8>>> {
+        {
+            let mut map = self.store.0.lock().expect("store");
+            let slot = map.entry(self.name.clone()).or_default();
+            if slot.fault == Some(Fault::StorageUnavailable) {
+                if self.broken == Break::UnavailableIsNone {
+                    return Ok(None);
+                }
+                return Err(Error::new(
+                    ErrorKind::StorageUnavailable,
+                    "storage unavailable",
+                ));
+            }
+            if slot.corrupt {
+                if self.broken == Break::CorruptAsEmpty {
+                    slot.corrupt = false;
+                    slot.data = None;
+                    return Ok(None);
+                }
+                return Err(Error::new(ErrorKind::CorruptData, "corrupt data"));
+            }
+        }
         if self.broken == Break::StaleLoad
             && let Some(cached) = self.cache.lock().expect("cache").clone()
         {
@@ -145,6 +176,24 @@ impl CachePersistence for Memory {
     }
 
     fn save(&self, data: &[u8]) -> Result<()> {
+        {
+            let mut map = self.store.0.lock().expect("store");
+            let slot = map.entry(self.name.clone()).or_default();
+            if let Some(fault) = slot.fault {
+                match self.broken {
+                    Break::SwallowsErrors => return Ok(()),
+                    Break::LosesBlobOnFault => slot.data = Some(Vec::new()),
+                    _ => {}
+                }
+                let kind = match fault {
+                    Fault::StorageUnavailable => ErrorKind::StorageUnavailable,
+                    Fault::AccessDenied => ErrorKind::AccessDenied,
+                    _ => ErrorKind::StorageFull,
+                };
+                return Err(Error::new(kind, "save refused by a fault"));
+            }
+            slot.corrupt = false;
+        }
         match self.broken {
             Break::WorldReadableFile => {
                 std::fs::write(self.dir.join("copy"), data)
@@ -280,5 +329,35 @@ impl PluginFactory for MemoryFactory {
             broken: self.broken,
             cache: Mutex::new(None),
         }))
+    }
+
+    fn corrupt_stored_data(&self, ns: &Namespace) -> Result<()> {
+        self.slot(ns, |slot| slot.corrupt = true);
+        Ok(())
+    }
+
+    fn inject_fault(&self, ns: &Namespace, fault: Fault) -> Result<()> {
+        self.slot(ns, |slot| slot.fault = Some(fault));
+        Ok(())
+    }
+
+    fn clear_fault(&self, ns: &Namespace, _: Fault) -> Result<()> {
+        self.slot(ns, |slot| slot.fault = None);
+        Ok(())
+    }
+}
+
+impl MemoryFactory {
+    /// Simulated faults: enough to show the cases catch wrong answers; the file factory
+    /// provokes real ones.
+    fn slot(&self, ns: &Namespace, change: impl FnOnce(&mut Slot)) {
+        change(
+            self.store
+                .0
+                .lock()
+                .expect("store")
+                .entry(ns.name.clone())
+                .or_default(),
+        );
     }
 }
