@@ -43,6 +43,19 @@ pub fn describe_error(err: &Error) -> String {
     format!("error of kind {}: {message}", err.kind())
 }
 
+/// Like [`describe_error`], with any text of `blob` in the message replaced by its
+/// description: a plugin that leaks the blob into its errors (which `security` cases
+/// report) must not leak it into the suite's reports as well.
+pub fn describe_error_hiding(err: &Error, blob: &[u8]) -> String {
+    let text = describe_error(err);
+    let secret = String::from_utf8_lossy(blob);
+    if secret.len() >= 8 && text.contains(secret.as_ref()) {
+        text.replace(secret.as_ref(), &format!("<the blob: {}>", describe(blob)))
+    } else {
+        text
+    }
+}
+
 /// Any result as failures show it.
 pub fn describe_result<T: std::fmt::Debug>(
     result: &identity_cache_persistence::Result<T>,
@@ -129,6 +142,17 @@ mod tests {
         let mut mixed = self_checking(8, 1000);
         mixed[..500].copy_from_slice(&blob[..500]);
         assert!(check_self_checking(&mixed).is_err());
+    }
+
+    #[test]
+    fn leaked_blobs_are_hidden_in_error_descriptions() {
+        let err = Error::new(
+            identity_cache_persistence::ErrorKind::Io,
+            "could not save {\"token\":\"abc\"}",
+        );
+        let text = describe_error_hiding(&err, b"{\"token\":\"abc\"}");
+        assert!(!text.contains("abc"), "{text}");
+        assert!(text.contains("<the blob: 15 bytes #"), "{text}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub fn save(ctx: &Ctx, p: &dyn CachePersistence, data: &[u8], what: &str) -> Res
     p.save(data).map_err(|e| {
         ctx.fail(
             format!("{what}: save of {} succeeds", blob::describe(data)),
-            blob::describe_error(&e),
+            blob::describe_error_hiding(&e, data),
         )
     })
 }
