@@ -4,6 +4,22 @@
 //! the applicable cases, never stops at the first failure, and returns a report. Plugins
 //! written in Rust plug in with [`harness!`](crate::harness); plugins in other languages
 //! speak the JSON-lines [`protocol`].
+//!
+//! - [`PluginFactory`] makes plugins for [`Namespace`]s (and may provoke faults);
+//! - [`cases`] holds the checks, one module per area, each case a public function;
+//! - [`Suite`] runs cases (each on its own thread under a watchdog) into a [`Report`],
+//!   rendered by [`report::human`], [`report::json`] and [`report::junit`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use conformance::{Config, FileFactory, Suite, all_cases, report, select};
+//!
+//! let suite = Suite::new(Arc::new(FileFactory::new()), Config::new())?;
+//! let report = suite.run(&select(&all_cases(), &["contract::*".into()])?);
+//! println!("{}", report::human(&report));
+//! assert!(report.passed());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod blob;
 pub mod case;
