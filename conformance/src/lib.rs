@@ -2,7 +2,7 @@
 //!
 //! Every check is a named [`Case`] (`area::case`) over a [`PluginFactory`]; a run executes
 //! the applicable cases, never stops at the first failure, and returns a report. Plugins
-//! written in Rust plug in with [`harness!`](crate::harness); plugins in other languages
+//! written in Rust plug in with [`harness!`](macro@crate::harness); plugins in other languages
 //! speak the JSON-lines [`protocol`].
 //!
 //! - [`PluginFactory`] makes plugins for [`Namespace`]s (and may provoke faults);
