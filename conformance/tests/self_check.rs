@@ -117,6 +117,15 @@ fn debug_leak_is_caught_without_repeating_the_secret() {
 }
 
 #[test]
+fn base64_debug_leak_is_caught() {
+    assert_caught(
+        Break::DebugLeaksBase64,
+        "security::blob_not_in_debug",
+        "security::blob_not_in_debug",
+    );
+}
+
+#[test]
 fn stale_load_is_caught() {
     assert_caught(
         Break::StaleLoad,

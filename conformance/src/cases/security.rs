@@ -66,15 +66,19 @@ fn secret(ctx: &Ctx) -> Vec<u8> {
     format!("{{\"secret\":\"conformance-secret-{hex}\"}}").into_bytes()
 }
 
-/// Forms in which a leaked secret may show up in text.
+/// Forms in which a leaked secret may show up in text: raw, base64 (of the marker alone
+/// and of the whole blob, whose alignment differs), hex, and a Debug list of bytes.
 fn leak_forms(secret: &[u8]) -> Vec<String> {
     use base64::Engine as _;
+    let b64 =
+        |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes)[..24].to_string();
     let core = String::from_utf8_lossy(&secret[11..secret.len() - 2]).into_owned();
     let hex: String = core.bytes().map(|b| format!("{b:02x}")).collect();
     let debug_bytes = format!("{:?}", &core.as_bytes()[..12]);
     vec![
         core.clone(),
-        base64::engine::general_purpose::STANDARD.encode(core.as_bytes())[..24].to_string(),
+        b64(core.as_bytes()),
+        b64(secret),
         hex,
         debug_bytes
             .trim_start_matches('[')
@@ -272,8 +276,8 @@ pub fn no_plaintext_at_rest(ctx: &Ctx) -> Result<(), Failure> {
 fn form_name(forms: &[String], form: &str) -> &'static str {
     match forms.iter().position(|f| f == form) {
         Some(0) => "raw",
-        Some(1) => "base64",
-        Some(2) => "hex",
+        Some(1) | Some(2) => "base64",
+        Some(3) => "hex",
         _ => "byte list",
     }
 }

@@ -29,6 +29,8 @@ pub enum Break {
     TokenIsLength,
     /// Debug prints the stored blob.
     DebugLeaks,
+    /// Debug prints the stored blob in base64.
+    DebugLeaksBase64,
     /// Each handle caches the first blob it loaded.
     StaleLoad,
     /// Blobs over 100 KiB lose their last byte.
@@ -90,13 +92,21 @@ impl fmt::Debug for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Memory");
         d.field("name", &self.name);
-        if self.broken == Break::DebugLeaks {
+        if matches!(self.broken, Break::DebugLeaks | Break::DebugLeaksBase64) {
             let map = self.store.0.lock().expect("store");
             let data = map
                 .get(&self.name)
                 .and_then(|s| s.data.clone())
                 .unwrap_or_default();
-            d.field("data", &String::from_utf8_lossy(&data));
+            if self.broken == Break::DebugLeaks {
+                d.field("data", &String::from_utf8_lossy(&data));
+            } else {
+                use base64::Engine as _;
+                d.field(
+                    "data",
+                    &base64::engine::general_purpose::STANDARD.encode(&data),
+                );
+            }
         }
         d.finish()
     }
