@@ -33,6 +33,7 @@ pub mod lock;
 mod name;
 mod options;
 mod persistence;
+pub mod platform;
 
 pub use cache_plugin::{CacheAccess, CachePlugin};
 pub use error::{BoxError, Error, ErrorKind, Result};
@@ -42,3 +43,8 @@ pub use options::{TokenCachePersistenceOptions, default_directory, persistence_f
 pub use persistence::{
     CachePersistence, Capabilities, ChangeToken, Description, HeldLock, LockGuard,
 };
+#[cfg(all(windows, feature = "dpapi"))]
+pub use platform::DpapiPersistence;
+pub use platform::KeychainAccount;
+#[cfg(all(target_os = "macos", feature = "keychain"))]
+pub use platform::KeychainPersistence;

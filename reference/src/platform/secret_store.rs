@@ -1,0 +1,327 @@
+//! [`SecretStorePersistence`]: the blob as one secret in an OS secret store, with a marker
+//! file for change detection and the MSAL lock file, over a small [`SecretStore`] trait.
+//!
+//! This is the part of the macOS Keychain backend that does not touch the Keychain, so it
+//! is compiled and tested on every platform; the Keychain itself is a thin
+//! [`SecretStore`] (`keychain.rs`).
+
+use std::{
+    fmt,
+    hash::{DefaultHasher, Hash, Hasher},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use crate::{
+    error::{BoxError, Error, ErrorKind, Result},
+    file::{FilePersistence, create_private_dir},
+    persistence::{CachePersistence, Capabilities, ChangeToken, Description, LockGuard},
+};
+
+/// One secret slot in an OS secret store (a Keychain generic password), as bytes.
+///
+/// An implementation is bound to one item: it knows its service and account (or whatever
+/// names the item) and only reads, replaces or deletes that one.
+///
+/// - [`get`](Self::get): the secret, `Ok(None)` when there is no such item.
+/// - [`set`](Self::set): creates the item, or replaces the secret of the existing item
+///   *in place*: stores whose items carry an access list (the Keychain) must not delete
+///   and re-create, which would reset the list and prompt the user again.
+/// - [`delete`](Self::delete): `Ok(true)` when an item was removed, `Ok(false)` when there
+///   was none.
+///
+/// Failures are a [`StoreError`] saying what kind of failure it is; the persistence turns
+/// it into an [`ErrorKind`]. Neither the errors nor `Debug` contain the secret.
+pub trait SecretStore: Send + Sync + fmt::Debug {
+    /// A short stable backend name for [`Description::backend`], e.g. `"keychain"`.
+    fn backend(&self) -> &str;
+    /// The item, for people and messages, e.g. `Keychain generic password service=…`.
+    fn location(&self) -> String;
+    /// The largest secret the store takes, when it has a known limit.
+    fn max_size(&self) -> Option<usize> {
+        None
+    }
+    /// Reads the secret; `Ok(None)` when the item does not exist.
+    fn get(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Creates the item with `secret`, or replaces the secret of the existing item in place.
+    fn set(&self, secret: &[u8]) -> Result<(), StoreError>;
+    /// Removes the item; `Ok(false)` when there was none.
+    fn delete(&self) -> Result<bool, StoreError>;
+}
+
+/// What kind of failure a [`SecretStore`] met; decides the [`ErrorKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreFailure {
+    /// The store is locked, or using it needs a prompt that may not or cannot be shown
+    /// (Keychain `errSecInteractionNotAllowed`, e.g. over SSH):
+    /// [`AccessDenied`](ErrorKind::AccessDenied).
+    Locked,
+    /// The store refused this process, or the user declined a prompt:
+    /// [`AccessDenied`](ErrorKind::AccessDenied).
+    Denied,
+    /// There is no store to use (no default keychain):
+    /// [`StorageUnavailable`](ErrorKind::StorageUnavailable).
+    Unavailable,
+    /// The secret is larger than the store takes: [`TooLarge`](ErrorKind::TooLarge).
+    TooLarge,
+    /// Anything else: [`Other`](ErrorKind::Other).
+    Other,
+}
+
+impl StoreFailure {
+    /// The error kind generic code sees for this failure.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            StoreFailure::Locked | StoreFailure::Denied => ErrorKind::AccessDenied,
+            StoreFailure::Unavailable => ErrorKind::StorageUnavailable,
+            StoreFailure::TooLarge => ErrorKind::TooLarge,
+            StoreFailure::Other => ErrorKind::Other,
+        }
+    }
+
+    fn explain(self) -> &'static str {
+        match self {
+            StoreFailure::Locked => {
+                "it is locked, or unlocking it needs a prompt that cannot be shown here"
+            }
+            StoreFailure::Denied => "access was refused",
+            StoreFailure::Unavailable => "the store is not available",
+            StoreFailure::TooLarge => "the cache is larger than the store takes",
+            StoreFailure::Other => "the store failed",
+        }
+    }
+}
+
+/// A failed [`SecretStore`] operation: its [`StoreFailure`] and the store's own error.
+#[derive(Debug)]
+pub struct StoreError {
+    failure: StoreFailure,
+    source: Option<BoxError>,
+}
+
+impl StoreError {
+    /// A failure of `failure` kind with the store's own error as its cause.
+    pub fn new(failure: StoreFailure, source: impl Into<BoxError>) -> Self {
+        StoreError {
+            failure,
+            source: Some(source.into()),
+        }
+    }
+
+    /// A failure of `failure` kind without a further cause.
+    pub fn bare(failure: StoreFailure) -> Self {
+        StoreError {
+            failure,
+            source: None,
+        }
+    }
+
+    /// What kind of failure it is.
+    pub fn failure(&self) -> StoreFailure {
+        self.failure
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.failure.explain()),
+            None => f.write_str(self.failure.explain()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// The token cache as the one secret of a [`SecretStore`], with a marker file at the cache
+/// path and the MSAL lock file beside it.
+///
+/// - **Blob**: the secret, byte for byte (the JS, Python and .NET Keychain backends store
+///   the UTF-8 JSON as it is). The store encrypts it at rest; nothing under the cache
+///   directory holds it.
+/// - **Marker**: an empty file at the cache path (0600, its directory 0700), rewritten
+///   atomically after every save and removed by [`delete`](CachePersistence::delete), as
+///   the SDKs touch theirs. Its change token is this persistence's change token, so
+///   checking for changes touches no secret.
+/// - **No marker, but an item** (written by a program that keeps its marker elsewhere,
+///   such as .NET on macOS): [`version`](CachePersistence::version) reads the secret and
+///   returns a token derived from its contents, so that changes are still seen.
+/// - **Lock**: [`FileLock`](crate::lock::FileLock) at `<cache path>.lockfile`, shared with
+///   the SDKs.
+/// - **Atomicity** is the store's: a store replaces a secret as a whole.
+#[derive(Debug, Clone)]
+pub struct SecretStorePersistence<S> {
+    store: S,
+    marker: FilePersistence,
+}
+
+impl<S: SecretStore> SecretStorePersistence<S> {
+    /// The cache whose marker file is `cache_path` and whose blob is the secret of
+    /// `store`. Touches nothing.
+    ///
+    /// A path without a file name: [`InvalidName`](ErrorKind::InvalidName).
+    pub fn new(cache_path: impl Into<PathBuf>, store: S) -> Result<Self> {
+        Ok(SecretStorePersistence {
+            store,
+            marker: FilePersistence::new(cache_path)?,
+        })
+    }
+
+    /// The secret store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The cache path: the marker file, and the name of the lock file.
+    pub fn cache_path(&self) -> &Path {
+        self.marker.path()
+    }
+
+    fn fail(&self, action: &str, err: StoreError) -> Error {
+        Error::with_source(
+            err.failure().kind(),
+            format!(
+                "could not {action} the token cache in the {}: {}",
+                self.store.location(),
+                err.failure().explain()
+            ),
+            err,
+        )
+    }
+}
+
+impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
+    fn describe(&self) -> Description {
+        Description::new(
+            self.store.backend(),
+            format!(
+                "{}; marker {}",
+                self.store.location(),
+                self.marker.path().display()
+            ),
+            Capabilities::full_plaintext()
+                .encrypts_at_rest(true)
+                .max_size(self.store.max_size()),
+        )
+    }
+
+    fn load(&self) -> Result<Option<Vec<u8>>> {
+        self.store.get().map_err(|e| self.fail("read", e))
+    }
+
+    /// Stores the secret, then rewrites the marker.
+    ///
+    /// The marker's directory is created first, so that a cache directory that cannot
+    /// exist fails the save before the secret changes. The marker is written after the
+    /// secret, so a peer that sees the marker move finds the new blob. If rewriting the
+    /// marker fails after the secret was stored, the error is returned and the new blob
+    /// stays stored; peers see the change on the next save.
+    fn save(&self, data: &[u8]) -> Result<()> {
+        if let Some(max) = self.store.max_size()
+            && data.len() > max
+        {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "the token cache is {} bytes; the {} takes at most {max}",
+                    data.len(),
+                    self.store.location()
+                ),
+            ));
+        }
+        let dir = match self.marker.path().parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        create_private_dir(dir)?;
+        self.store.set(data).map_err(|e| self.fail("store", e))?;
+        self.marker.save(b"")
+    }
+
+    /// Removes the secret, then the marker (so that [`version`](CachePersistence::version)
+    /// is `None` again). The lock file stays.
+    fn delete(&self) -> Result<bool> {
+        let deleted = self.store.delete().map_err(|e| self.fail("delete", e))?;
+        self.marker.delete()?;
+        Ok(deleted)
+    }
+
+    /// The marker's change token; without a marker, a token of the stored secret's
+    /// contents, or `None` when there is no secret.
+    fn version(&self) -> Result<Option<ChangeToken>> {
+        if let Some(token) = self.marker.version()? {
+            return Ok(Some(token));
+        }
+        let secret = self.store.get().map_err(|e| self.fail("look up", e))?;
+        Ok(secret.map(|secret| {
+            let mut hasher = DefaultHasher::new();
+            secret.hash(&mut hasher);
+            ChangeToken::new(format!("unmarked:{:016x}", hasher.finish()))
+        }))
+    }
+
+    fn lock(&self, wait: Duration) -> Result<LockGuard> {
+        self.marker.lock(wait)
+    }
+}
+
+/// The validation probe for a store bound to a separate slot (never the cache's item):
+/// stores a unique value, reads it back and deletes it, as MSAL's `verifyPersistence`.
+///
+/// - Usable: `Ok(())`, and the probe item is gone.
+/// - A failure of the store: its error, with the kind of its [`StoreFailure`] (a locked
+///   Keychain: [`AccessDenied`](ErrorKind::AccessDenied)).
+/// - The value reads back differently or not at all: [`Other`](ErrorKind::Other).
+///
+/// The item is deleted whether or not reading it back worked.
+pub fn validate_store(store: &dyn SecretStore) -> Result<()> {
+    let value = format!(
+        "identity-cache-persistence validation {}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    );
+    let fail = |action: &str, err: StoreError| {
+        Error::with_source(
+            err.failure().kind(),
+            format!(
+                "the validation probe could not {action} {}: {}",
+                store.location(),
+                err.failure().explain()
+            ),
+            err,
+        )
+    };
+    store.set(value.as_bytes()).map_err(|e| fail("store", e))?;
+    let read = store.get();
+    // Deleted whatever the read gave: the probe leaves nothing behind.
+    let removed = store.delete();
+    match read.map_err(|e| fail("read back", e))? {
+        Some(found) if found == value.as_bytes() => {}
+        Some(_) => {
+            return Err(Error::new(
+                ErrorKind::Other,
+                format!(
+                    "the validation probe read back different data from {}",
+                    store.location()
+                ),
+            ));
+        }
+        None => {
+            return Err(Error::new(
+                ErrorKind::Other,
+                format!(
+                    "the validation probe stored {} but then did not find it",
+                    store.location()
+                ),
+            ));
+        }
+    }
+    removed.map(|_| ()).map_err(|e| fail("delete", e))
+}
