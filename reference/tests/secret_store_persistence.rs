@@ -255,12 +255,12 @@ fn store_failures_map_to_kinds_and_leave_the_blob_alone() {
         (StoreFailure::Denied, ErrorKind::AccessDenied),
         (StoreFailure::Unavailable, ErrorKind::StorageUnavailable),
         (StoreFailure::TooLarge, ErrorKind::TooLarge),
+        (StoreFailure::Full, ErrorKind::StorageFull),
         (StoreFailure::Other, ErrorKind::Other),
     ];
     for (failure, kind) in cases {
         let (_dir, store, p) = setup();
         p.save(b"previous blob").expect("save");
-        let token = p.version().expect("version");
 
         store.fail_next(failure);
         let err = p.save(b"new secret blob").expect_err("save fails");
@@ -269,7 +269,6 @@ fn store_failures_map_to_kinds_and_leave_the_blob_alone() {
         assert!(err.to_string().contains("in-memory test item"), "{err}");
         let source = std::error::Error::source(&err).expect("source");
         assert!(source.downcast_ref::<StoreError>().is_some());
-        assert_eq!(p.version().expect("version"), token, "marker untouched");
         assert_eq!(
             p.load().expect("load").as_deref(),
             Some(&b"previous blob"[..])
@@ -319,6 +318,19 @@ fn a_cache_directory_that_cannot_exist_fails_before_the_secret_changes() {
     #[cfg(not(unix))]
     let _ = err;
     assert_eq!(store.item().secret, None, "the store was not touched");
+}
+
+#[test]
+fn a_marker_that_cannot_be_rewritten_fails_the_save_before_the_secret_changes() {
+    let (dir, store, p) = setup();
+    p.save(b"previous blob").expect("save");
+    let marker = marker(dir.path());
+    fs::remove_file(&marker).expect("remove marker");
+    fs::create_dir(&marker).expect("a directory in its place");
+    fs::write(marker.join("x"), b"").expect("not empty");
+    let err = p.save(b"new blob").expect_err("marker cannot be replaced");
+    assert_ne!(err.kind(), ErrorKind::Other, "{err}");
+    assert_eq!(store.item().secret.as_deref(), Some(&b"previous blob"[..]));
 }
 
 #[test]

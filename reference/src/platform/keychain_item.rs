@@ -92,6 +92,10 @@ pub enum KeychainStatus {
     Failed(StoreFailure),
 }
 
+/// `errSecDiskFull`: the disk is full.
+pub const ERR_SEC_DISK_FULL: i32 = -34;
+/// `errSecWrPerm`: write permission denied.
+pub const ERR_SEC_WR_PERM: i32 = -61;
 /// `errSecUserCanceled`: the user dismissed a prompt.
 pub const ERR_SEC_USER_CANCELED: i32 = -128;
 /// `errSecNotAvailable`: no keychain is available.
@@ -115,6 +119,8 @@ pub const ERR_SEC_INTERACTION_NOT_ALLOWED: i32 = -25308;
 pub const ERR_SEC_INTERACTION_REQUIRED: i32 = -25315;
 /// `errSecMissingEntitlement`: the process lacks the entitlement for the keychain.
 pub const ERR_SEC_MISSING_ENTITLEMENT: i32 = -34018;
+/// `errSecQuotaExceeded`: a quota was exceeded.
+pub const ERR_SEC_QUOTA_EXCEEDED: i32 = -67596;
 
 impl KeychainStatus {
     /// The meaning of a failed call's status `code`.
@@ -125,11 +131,13 @@ impl KeychainStatus {
             ERR_SEC_USER_CANCELED
             | ERR_SEC_AUTH_FAILED
             | ERR_SEC_READ_ONLY
+            | ERR_SEC_WR_PERM
             | ERR_SEC_MISSING_ENTITLEMENT => StoreFailure::Denied,
             ERR_SEC_NOT_AVAILABLE | ERR_SEC_NO_SUCH_KEYCHAIN | ERR_SEC_NO_DEFAULT_KEYCHAIN => {
                 StoreFailure::Unavailable
             }
             ERR_SEC_DATA_TOO_LARGE => StoreFailure::TooLarge,
+            ERR_SEC_DISK_FULL | ERR_SEC_QUOTA_EXCEEDED => StoreFailure::Full,
             _ => StoreFailure::Other,
         })
     }
@@ -207,6 +215,9 @@ mod tests {
             Failed(StoreFailure::Unavailable)
         );
         assert_eq!(KeychainStatus::of(-25302), Failed(StoreFailure::TooLarge));
+        assert_eq!(KeychainStatus::of(-34), Failed(StoreFailure::Full));
+        assert_eq!(KeychainStatus::of(-67596), Failed(StoreFailure::Full));
+        assert_eq!(KeychainStatus::of(-61), Failed(StoreFailure::Denied));
         assert_eq!(KeychainStatus::of(-50), Failed(StoreFailure::Other));
         assert_eq!(
             StoreFailure::Locked.kind(),

@@ -14,7 +14,7 @@ use std::{
 
 use crate::{
     error::{BoxError, Error, ErrorKind, Result},
-    file::{FilePersistence, create_private_dir},
+    file::FilePersistence,
     persistence::{CachePersistence, Capabilities, ChangeToken, Description, LockGuard},
 };
 
@@ -65,6 +65,9 @@ pub enum StoreFailure {
     Unavailable,
     /// The secret is larger than the store takes: [`TooLarge`](ErrorKind::TooLarge).
     TooLarge,
+    /// The disk under the store is full, or a quota is exceeded:
+    /// [`StorageFull`](ErrorKind::StorageFull).
+    Full,
     /// Anything else: [`Other`](ErrorKind::Other).
     Other,
 }
@@ -76,6 +79,7 @@ impl StoreFailure {
             StoreFailure::Locked | StoreFailure::Denied => ErrorKind::AccessDenied,
             StoreFailure::Unavailable => ErrorKind::StorageUnavailable,
             StoreFailure::TooLarge => ErrorKind::TooLarge,
+            StoreFailure::Full => ErrorKind::StorageFull,
             StoreFailure::Other => ErrorKind::Other,
         }
     }
@@ -88,6 +92,7 @@ impl StoreFailure {
             StoreFailure::Denied => "access was refused",
             StoreFailure::Unavailable => "the store is not available",
             StoreFailure::TooLarge => "the cache is larger than the store takes",
+            StoreFailure::Full => "the disk under the store is full",
             StoreFailure::Other => "the store failed",
         }
     }
@@ -147,7 +152,7 @@ impl std::error::Error for StoreError {
 ///   the UTF-8 JSON as it is). The store encrypts it at rest; nothing under the cache
 ///   directory holds it.
 /// - **Marker**: an empty file at the cache path (0600, its directory 0700), rewritten
-///   atomically after every save and removed by [`delete`](CachePersistence::delete), as
+///   atomically around every save and removed by [`delete`](CachePersistence::delete), as
 ///   the SDKs touch theirs. Its change token is this persistence's change token, so
 ///   checking for changes touches no secret.
 /// - **No marker, but an item** (written by a program that keeps its marker elsewhere,
@@ -216,13 +221,16 @@ impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
         self.store.get().map_err(|e| self.fail("read", e))
     }
 
-    /// Stores the secret, then rewrites the marker.
+    /// Rewrites the marker, stores the secret, and rewrites the marker again.
     ///
-    /// The marker's directory is created first, so that a cache directory that cannot
-    /// exist fails the save before the secret changes. The marker is written after the
-    /// secret, so a peer that sees the marker move finds the new blob. If rewriting the
-    /// marker fails after the secret was stored, the error is returned and the new blob
-    /// stays stored; peers see the change on the next save.
+    /// - The first rewrite comes before the secret changes, so a marker that cannot be
+    ///   written (its directory unreachable, refused or full) fails the save with the
+    ///   previous blob intact, and a failure of the store after it leaves the previous
+    ///   blob too (peers then reload it for nothing, which is harmless).
+    /// - The second rewrite is for peers that check for changes without the lock (Python's
+    ///   `msal-extensions` reads so): one that saw the first rewrite and read the old
+    ///   secret sees the marker move once more. If it fails, the save has still happened
+    ///   and the token has moved; it is logged, not returned.
     fn save(&self, data: &[u8]) -> Result<()> {
         if let Some(max) = self.store.max_size()
             && data.len() > max
@@ -236,13 +244,16 @@ impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
                 ),
             ));
         }
-        let dir = match self.marker.path().parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        create_private_dir(dir)?;
+        self.marker.save(b"")?;
         self.store.set(data).map_err(|e| self.fail("store", e))?;
-        self.marker.save(b"")
+        if let Err(err) = self.marker.save(b"") {
+            tracing::warn!(
+                marker = %self.marker.path().display(),
+                error = %err,
+                "the token cache was stored but its marker could not be rewritten a second time"
+            );
+        }
+        Ok(())
     }
 
     /// Removes the secret, then the marker (so that [`version`](CachePersistence::version)
