@@ -205,6 +205,14 @@ impl Ctx {
         Ok(ns)
     }
 
+    /// Marks `ns` as already cleaned by the case (its blob deleted through a handle), so
+    /// the context does not ask the factory again; its directory is still removed. Spares
+    /// a plugin process per namespace for plugins served out of process.
+    pub fn cleaned(&self, ns: &Namespace) {
+        self.lock_namespaces().retain(|n| n != ns);
+        let _ = fs::remove_dir_all(&ns.dir);
+    }
+
     /// A new handle on `ns` from the factory.
     pub fn plugin(&self, ns: &Namespace) -> Result<Arc<dyn CachePersistence>, Failure> {
         self.factory.create(ns).map(Arc::from).map_err(|e| {

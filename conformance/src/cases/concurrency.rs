@@ -272,9 +272,16 @@ pub fn linearizable_register(ctx: &Ctx) -> Result<(), Failure> {
     let threads = 3;
     let ops_per_thread = 4;
     let mut rng = ctx.rng();
+    // One slot and one handle per thread for all histories: each history starts from a
+    // fresh value saved after the previous one ended, and plugins served out of process
+    // are not started anew for every history.
+    let ns = ctx.namespace()?;
+    let setup = ctx.plugin(&ns)?;
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        handles.push(ctx.plugin(&ns)?);
+    }
     for round in 0..histories {
-        let ns = ctx.namespace()?;
-        let setup = ctx.plugin(&ns)?;
         let initial_id = rng.u64(..);
         check::save(
             ctx,
@@ -283,11 +290,11 @@ pub fn linearizable_register(ctx: &Ctx) -> Result<(), Failure> {
             "initial value",
         )?;
         let mut plans = Vec::new();
-        for t in 0..threads {
+        for (t, handle) in handles.iter().enumerate() {
             let plan: Vec<Option<(u64, usize)>> = (0..ops_per_thread)
                 .map(|_| rng.bool().then(|| (rng.u64(..), rng.usize(64..16 * 1024))))
                 .collect();
-            plans.push((t, ctx.plugin(&ns)?, plan));
+            plans.push((t, Arc::clone(handle), plan));
         }
         let origin = Instant::now();
         let events = ctx.within(

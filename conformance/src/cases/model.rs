@@ -305,9 +305,22 @@ pub fn sequences_match_model(ctx: &Ctx) -> Result<(), Failure> {
     let strategy = CacheModel::sequential_strategy(1..MAX_STEPS);
     let result = runner.run(&strategy, |(initial, steps, seen)| {
         let ns = ctx.namespace().map_err(|f| TestCaseError::fail(f.actual))?;
+        // Created side by side: for plugins served out of process, starting the processes
+        // dominates the run time of a sequence.
+        let created: Vec<_> = std::thread::scope(|s| {
+            let makers: Vec<_> = (0..HANDLES).map(|_| s.spawn(|| ctx.plugin(&ns))).collect();
+            makers
+                .into_iter()
+                .map(|m| {
+                    m.join().unwrap_or_else(|_| {
+                        Err(ctx.fail("the factory does not panic", "it panicked"))
+                    })
+                })
+                .collect()
+        });
         let mut handles = Vec::new();
-        for _ in 0..HANDLES {
-            handles.push(ctx.plugin(&ns).map_err(|f| TestCaseError::fail(f.actual))?);
+        for handle in created {
+            handles.push(handle.map_err(|f| TestCaseError::fail(f.actual))?);
         }
         let mut sut = Sut {
             ctx,
@@ -332,7 +345,9 @@ pub fn sequences_match_model(ctx: &Ctx) -> Result<(), Failure> {
             model = CacheModel::apply(model, step);
         }
         sut.guard = None;
-        let _ = sut.handles[0].delete();
+        if sut.handles[0].delete().is_ok() {
+            ctx.cleaned(&sut.ns);
+        }
         outcome
     });
     match result {
