@@ -95,21 +95,27 @@ fn leaked<'a>(text: &str, forms: &'a [String]) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// Sets the umask for its lifetime. The umask is process-wide: 022 is the usual value,
-/// so other cases running meanwhile are not disturbed.
+/// Sets the umask to 022 for its lifetime. The umask is process-wide: holders are
+/// serialised (two cases restoring each other's values would leave a stricter mask in
+/// force mid-check), and 022, the usual value, does not disturb other cases meanwhile.
 struct Umask {
     #[cfg(unix)]
     previous: libc::mode_t,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Umask {
     fn set_022() -> Self {
+        let serial = UMASK.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: umask(2) only swaps the process's file-mode mask.
         #[cfg(unix)]
         let previous = unsafe { libc::umask(0o022) };
         Umask {
             #[cfg(unix)]
             previous,
+            _serial: serial,
         }
     }
 }
