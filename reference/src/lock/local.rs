@@ -59,7 +59,7 @@ pub(super) struct Fairness {
 pub(super) const SLICE: Duration = Duration::from_millis(8);
 
 /// How long a releaser that owes a turn steps back at most: longer than a waiter's
-/// longest poll interval (see `super::POLL_MAX`), with room for scheduling delay.
+/// longest poll interval (see `super::wake::POLL_MAX`), with room for scheduling delay.
 pub(super) const YIELD: Duration = Duration::from_millis(6);
 
 /// The slot of one path, held: dropping it lets the next thread of this process in.

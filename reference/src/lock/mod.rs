@@ -20,10 +20,10 @@
 //! To release, it unlinks the path if the path still names the file it holds (never
 //! someone else's lock file), then closes the file, which drops the OS lock.
 //!
-//! While the file exists, a waiter polls every 50 µs to 1 ms (`POLL_MIN`, `POLL_MAX`)
-//! rather than the 50–250 ms of the other SDKs, so a release is noticed within about a
-//! millisecond. Each poll also probes the existing file (`stale`): a file whose holder is
-//! dead is removed and the lock taken, without ever letting two live holders in.
+//! While the file exists, a waiter polls every 50 µs to 1 ms (`wake`) rather than the
+//! 50–250 ms of the other SDKs, so a release is noticed within about a millisecond. Each
+//! poll also probes the existing file (`stale`): a file whose holder is dead is removed
+//! and the lock taken, without ever letting two live holders in.
 //! Waiters announce themselves so that a process releasing and re-acquiring in a loop
 //! gives them a turn (`local::Fairness`).
 //!
@@ -48,6 +48,7 @@ mod file_id;
 pub mod holder;
 mod local;
 mod stale;
+mod wake;
 
 use std::{
     fmt,
@@ -68,13 +69,7 @@ use crate::{
 use file_id::same_file;
 use local::LocalGuard;
 use stale::Probe;
-
-/// The first pause between two polls of a busy lock file; pauses double up to
-/// [`POLL_MAX`].
-const POLL_MIN: Duration = Duration::from_micros(50);
-
-/// The longest pause between two polls: a release is noticed within about this long.
-const POLL_MAX: Duration = Duration::from_millis(1);
+use wake::{POLL_MAX, Pause};
 
 /// A lock file shared with the MSAL extensions of the other SDKs.
 ///
@@ -142,7 +137,7 @@ impl FileLock {
             return Err(self.timeout(wait, Seen::ThisProcess));
         };
         local.yield_if_owed(deadline, || std::fs::symlink_metadata(&self.path).is_ok());
-        let mut pause = POLL_MIN;
+        let mut pause = Pause::new();
         let mut waited = false;
         let mut seen = Seen::Nothing;
         loop {
@@ -168,7 +163,7 @@ impl FileLock {
                         Probe::Vanished | Probe::Removed(_) => {
                             // Gone: create again at once, unless time is up.
                             if Instant::now() < deadline {
-                                pause = POLL_MIN;
+                                pause.reset();
                                 continue;
                             }
                         }
@@ -179,12 +174,10 @@ impl FileLock {
                 }
                 Err(e) => return Err(Error::io("create lock file", &self.path, e)),
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 return Err(self.timeout(wait, seen));
             }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(POLL_MAX);
+            pause.wait(deadline);
         }
     }
 
