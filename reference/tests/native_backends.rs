@@ -180,7 +180,16 @@ mod dpapi {
         assert_eq!(p.load().expect("load").as_deref(), Some(&big[..]));
 
         p.save(b"").expect("save empty");
+        let on_disk = fs::read(&path).expect("read");
+        assert!(
+            on_disk.starts_with(&DPAPI_BLOB_START),
+            "the empty blob is encrypted too"
+        );
         assert_eq!(p.load().expect("load empty"), Some(vec![]));
+
+        // MSAL.NET writes an empty file for an empty cache.
+        fs::write(&path, b"").expect("write");
+        assert_eq!(p.load().expect("load empty file"), Some(vec![]));
     }
 
     #[test]

@@ -75,6 +75,8 @@ impl Cipher for Dpapi {
 }
 
 /// A blob DPAPI reads: `data`, which it does not write through despite the `*mut`.
+/// An empty slice's pointer is dangling but not null, as DPAPI wants even for no bytes
+/// (.NET's `ProtectedData` passes a one-byte buffer for the same reason); it reads none.
 fn input(data: &[u8]) -> io::Result<CRYPT_INTEGER_BLOB> {
     let len = u32::try_from(data.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "DPAPI takes at most 4 GiB"))?;

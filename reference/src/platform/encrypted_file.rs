@@ -34,10 +34,10 @@ pub trait Cipher: Send + Sync + fmt::Debug {
 /// The token cache encrypted by a [`Cipher`] in one file, with the MSAL lock file beside
 /// it.
 ///
-/// - **File format**: the cipher's output as it is. An *empty* file is an empty cache:
-///   saving an empty blob writes an empty file without encrypting, as MSAL.NET's
-///   `DpApiEncryptedFileAccessor` does, and loading an empty file gives the empty blob
-///   without decrypting (whoever wrote it).
+/// - **File format**: the cipher's output as it is, for every blob, the empty one too:
+///   all three SDKs decrypt that, where Python's `msal-extensions` fails on an empty file.
+///   An *empty file* is read as an empty cache without decrypting, since MSAL.NET's
+///   `DpApiEncryptedFileAccessor` writes one for an empty cache.
 /// - **Writes**: as [`FilePersistence`]: a temporary file beside the cache file, fsync,
 ///   rename, so readers and crashes see the old or the new ciphertext, never a torn one.
 ///   Only ciphertext reaches the disk, temporary files included.
@@ -144,9 +144,6 @@ impl<C: Cipher> CachePersistence for EncryptedFilePersistence<C> {
     }
 
     fn save(&self, data: &[u8]) -> Result<()> {
-        if data.is_empty() {
-            return self.file.save(data);
-        }
         let sealed = self.cipher.encrypt(data).map_err(|e| {
             Error::with_source(
                 ErrorKind::Other,
