@@ -75,6 +75,9 @@ mod keychain {
         };
         let _cleanup = Cleanup(&p);
         assert_eq!(p.keychain().service(), KEYCHAIN_SERVICE);
+        let description = p.describe();
+        assert_eq!(description.backend, "keychain");
+        assert!(description.capabilities.encrypts_at_rest);
         assert_eq!(p.load().expect("load absent"), None);
         assert_eq!(p.version().expect("version absent"), None);
 
@@ -162,6 +165,10 @@ mod dpapi {
         let path = dir.path().join("msal.cache");
         let p = DpapiPersistence::new(&path).expect("new");
         p.validate().expect("DPAPI works");
+        let description = p.describe();
+        assert_eq!(description.backend, "dpapi-file");
+        assert!(description.capabilities.encrypts_at_rest);
+        assert!(!format!("{:?}", Dpapi::with_entropy(*b"entropy-secret")).contains("secret"));
         assert_eq!(p.load().expect("load absent"), None);
 
         let blob = b"{\"RefreshToken\":{\"k\":{\"secret\":\"plaintext-token\"}}}";
