@@ -205,3 +205,90 @@ fn announce_waiter(file: &File, content: &[u8]) {
     #[cfg(not(unix))]
     let _ = (file, content);
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::{
+        fs::OpenOptions,
+        io::Write,
+        sync::{Arc, Barrier},
+    };
+
+    /// Takes the lock as an acquirer does after a removal: exclusive create, OS lock, pid.
+    fn create_and_lock(path: &Path) -> Option<File> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .ok()?;
+        file.try_lock().ok()?;
+        write!(file, "{} test", std::process::id()).ok()?;
+        Some(file)
+    }
+
+    /// The hazard of the design: several waiters judge one file stale at the same moment.
+    /// Exactly one may remove it; none may remove the file the winner created next.
+    #[test]
+    fn racing_breakers_remove_a_stale_file_once_and_never_the_winners_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = Arc::new(dir.path().join("race.lockfile"));
+        for round in 0..200 {
+            // A pid above Linux's limit: never running.
+            std::fs::write(&*path, "4194400 dead").expect("write");
+            let threads = 4;
+            let barrier = Arc::new(Barrier::new(threads));
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (path, barrier) = (Arc::clone(&path), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let probe = probe(&path, true, false).expect("probe");
+                        let removed = matches!(probe, Probe::Removed(_));
+                        let held = create_and_lock(&path).map(|file| {
+                            // Give a late breaker the chance to do damage.
+                            std::thread::sleep(Duration::from_micros(300));
+                            let intact = same_file(&file, &path).expect("stat");
+                            (file, intact)
+                        });
+                        (removed, held)
+                    })
+                })
+                .collect();
+            let results: Vec<_> = handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect();
+            let removals = results.iter().filter(|(removed, _)| *removed).count();
+            assert_eq!(removals, 1, "round {round}: {removals} removals");
+            let holders: Vec<_> = results
+                .iter()
+                .filter_map(|(_, held)| held.as_ref())
+                .collect();
+            assert_eq!(holders.len(), 1, "round {round}: {} holders", holders.len());
+            assert!(holders[0].1, "round {round}: the winner's file was removed");
+            std::fs::remove_file(&*path).expect("clean up");
+        }
+    }
+
+    #[test]
+    fn a_busy_os_lock_is_never_stale_whatever_the_file_says() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("busy.lockfile");
+        let holder = create_and_lock(&path).expect("lock");
+        // Content that would be stale without the OS lock: a dead pid, old.
+        std::fs::write(&path, "4194400 dead").expect("write");
+        holder
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .expect("mtime");
+        assert!(matches!(
+            probe(&path, true, false).expect("probe"),
+            Probe::Busy(Holder {
+                os_locked: true,
+                pid: Some(4194400),
+                ..
+            })
+        ));
+        assert!(path.exists());
+    }
+}
