@@ -10,6 +10,7 @@ pub mod faults;
 pub mod input;
 pub mod lock;
 pub mod model;
+pub mod process;
 pub mod security;
 
 /// Every area's cases, in report order.
@@ -20,6 +21,7 @@ pub const AREAS: &[&[crate::Case]] = &[
     model::CASES,
     concurrency::CASES,
     crash::CASES,
+    process::CASES,
     security::CASES,
     input::CASES,
     faults::CASES,

@@ -235,13 +235,19 @@ impl ProcessPlugin {
     }
 
     /// Starts `command_line` with `sh -c` (an `exec:<command>` plugin line).
+    ///
+    /// A simple command line (one command with arguments, no operators, redirections,
+    /// substitutions or leading assignments) is run as `exec <line>`, so that the plugin
+    /// itself is the process whose [`pid`](ProcessPlugin::pid) the suite knows; `sh` (dash)
+    /// would otherwise keep running as its parent. Other lines run as given; killing the
+    /// process group still reaches everything they start.
     pub fn spawn_shell(
         command_line: &str,
         namespace: &Namespace,
         options: ClientOptions,
     ) -> Result<ProcessPlugin> {
         let mut command = Command::new("sh");
-        command.arg("-c").arg(command_line);
+        command.arg("-c").arg(shell_line(command_line));
         ProcessPlugin::spawn(command, namespace, options)
     }
 
@@ -622,8 +628,51 @@ impl ChildState {
     }
 }
 
+/// `line`, prefixed with `exec` when that cannot change its meaning (see `spawn_shell`).
+fn shell_line(line: &str) -> String {
+    const COMPOUND: [char; 12] = [';', '&', '|', '<', '>', '(', ')', '$', '`', '\n', '{', '}'];
+    // Keywords and builtins that `exec` cannot run.
+    const NOT_EXECUTABLE: [&str; 20] = [
+        "if", "while", "until", "for", "case", "!", "{", "exec", "time", "exit", "cd", ".",
+        "source", "eval", "export", "set", "unset", "read", "wait", "trap",
+    ];
+    let simple = !line.contains(COMPOUND)
+        && line
+            .split_whitespace()
+            .next()
+            .is_some_and(|first| !first.contains('=') && !NOT_EXECUTABLE.contains(&first));
+    if simple {
+        format!("exec {line}")
+    } else {
+        line.to_owned()
+    }
+}
+
 /// Locks a mutex, also when another thread panicked while holding it: the protected state
 /// (pipes, child handle) stays consistent at every await point.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_line;
+
+    #[test]
+    fn simple_lines_are_execed() {
+        assert_eq!(shell_line("python3 p.py --x"), "exec python3 p.py --x");
+        assert_eq!(shell_line("'/a b/plugin'"), "exec '/a b/plugin'");
+        for line in [
+            "cd x && ./p",
+            "A=1 ./p",
+            "./p 2>log",
+            "./p; echo",
+            "if true; then ./p; fi",
+            "exec ./p",
+            "exit 3",
+            "",
+        ] {
+            assert_eq!(shell_line(line), line);
+        }
+    }
 }
