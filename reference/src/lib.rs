@@ -33,6 +33,8 @@ pub mod lock;
 mod name;
 mod options;
 mod persistence;
+#[cfg(feature = "token-cache")]
+pub mod token_cache;
 pub mod platform;
 
 pub use cache_plugin::{CacheAccess, CachePlugin};

@@ -1,0 +1,47 @@
+//! The MSAL unified token cache format, on top of the opaque blob a persistence stores.
+//!
+//! A [`CachePersistence`](crate::CachePersistence) never parses the blob. This module is
+//! what a credential uses on top of it: it reads the JSON document every MSAL library
+//! writes (sections `AccessToken`, `RefreshToken`, `IdToken`, `Account`, `AppMetadata`,
+//! each mapping a cache key to an entity whose values are all strings, timestamps as
+//! epoch-second strings), finds entries by their fields, and adds or updates entries with
+//! the key composition of Python MSAL.
+//!
+//! The document is kept as a `serde_json::Value` tree and edited in place, so everything
+//! this module does not know (sections of other SDKs, unknown fields of an entity, entries
+//! under keys composed by another MSAL library) is written back as it was read.
+//!
+//! ```
+//! use identity_cache_persistence::token_cache::{AccessTokenEntry, AccessTokenQuery, Secret, TokenCacheDocument};
+//!
+//! let mut doc = TokenCacheDocument::parse(br#"{"Unknown": {"x": 1}}"#)?;
+//! doc.upsert_access_token(&AccessTokenEntry {
+//!     home_account_id: String::new(),
+//!     environment: "login.microsoftonline.com".into(),
+//!     client_id: "my-client".into(),
+//!     realm: "my-tenant".into(),
+//!     target: "https://vault.azure.net/.default".into(),
+//!     secret: Secret::new("token"),
+//!     cached_at: 1_700_000_000,
+//!     expires_on: 1_700_003_600,
+//!     extended_expires_on: None,
+//!     refresh_on: None,
+//!     token_type: "Bearer".into(),
+//! });
+//! let query = AccessTokenQuery::app_only("login.microsoftonline.com", "my-client", "my-tenant",
+//!     &["https://vault.azure.net/.default"]);
+//! assert!(doc.find_access_token(&query, 1_700_000_100).is_some());
+//! let bytes = doc.to_bytes();
+//! assert!(TokenCacheDocument::parse(&bytes)?.section_names().any(|s| s == "Unknown"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod corrupt;
+mod document;
+mod entries;
+mod keys;
+
+pub use corrupt::{Decoded, Quarantine, decode_or_recover};
+pub use document::{CorruptCache, TokenCacheDocument};
+pub use entries::{AccessTokenEntry, AccessTokenQuery, AppMetadataEntry, Secret, Section};
+pub use keys::{access_token_key, account_key, app_metadata_key, id_token_key, refresh_token_key};
