@@ -32,9 +32,35 @@ mod unix {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
 
+    /// The interpreter itself rather than `python3` on the PATH, which may be a wrapper
+    /// script (pyenv's shim costs a shell and a second interpreter start per process, and
+    /// every handle and worker here is a process).
+    fn python() -> String {
+        static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        PYTHON
+            .get_or_init(|| {
+                let found = std::process::Command::new("python3")
+                    .args(["-c", "import sys; print(sys.executable)"])
+                    .output();
+                match found {
+                    Ok(out) if out.status.success() => {
+                        let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                        if path.is_empty() {
+                            "python3".into()
+                        } else {
+                            quoted(&path)
+                        }
+                    }
+                    // Not skipped: the example plugin is part of what this crate ships.
+                    _ => panic!("python3 is needed to check the example plugin: {found:?}"),
+                }
+            })
+            .clone()
+    }
+
     /// The plugin as an `exec:` line would name it.
     fn command() -> String {
-        format!("python3 {}", quoted(SCRIPT))
+        format!("{} {}", python(), quoted(SCRIPT))
     }
 
     /// Saves that write the blob in place, in two halves: a reader or a kill in between
@@ -90,7 +116,7 @@ def release_all(self):
              plugin['main']()\n",
             script = SCRIPT,
         );
-        format!("python3 -c {}", quoted(&program))
+        format!("{} -c {}", python(), quoted(&program))
     }
 
     /// `case` fails against the example plugin broken by `patch`.
