@@ -1,9 +1,10 @@
 //! The messages of protocol 1 and their JSON form (see `conformance/PROTOCOL.md`).
 //!
 //! Both directions are parsed by hand from [`serde_json::Value`] rather than derived, so that
-//! every way a line can be wrong becomes a [`MessageError`] that names what was wrong: a
-//! derived deserializer would lump "unknown op" (which a plugin answers with
-//! `not_supported`) together with "malformed line" (a protocol violation).
+//! every way a line can be wrong becomes an error that names what was wrong (a
+//! [`RequestError`] on the plugin's side, a message on the suite's): a derived deserializer
+//! would lump "unknown op" (which a plugin answers with `not_supported`) together with
+//! "malformed line" (answered with `other` by a plugin, a violation when the suite gets one).
 //!
 //! Blob bytes are carried base64-encoded (standard alphabet, with padding) and never
 //! appear in `Debug` output of these types: only their length does.
