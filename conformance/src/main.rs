@@ -30,7 +30,7 @@ struct Cli {
     /// Run only cases matching this glob (`lock::*`) or containing this text; repeatable.
     #[arg(long = "filter", value_name = "GLOB")]
     filters: Vec<String>,
-    /// Property-test cases for the model area (default 32, 1024 with --thorough).
+    /// Property-test cases for the model area (default 16 sequences of up to 40 steps; 1024 with --thorough).
     #[arg(long, env = "CONFORMANCE_CASES")]
     cases: Option<u32>,
     /// The seed of every randomized choice; printed with each failure to reproduce it.
