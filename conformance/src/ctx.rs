@@ -287,14 +287,25 @@ impl Ctx {
 impl Drop for Ctx {
     fn drop(&mut self) {
         let namespaces = std::mem::take(&mut *self.lock_namespaces());
-        for ns in namespaces {
-            // Cleanup failures are logged, not reported: the case's verdict is already in,
-            // and a plugin that cannot delete is caught by the contract cases.
-            // Cleanup of a hanging plugin must not hang the run.
-            let factory = Arc::clone(&self.factory);
-            let target = ns.clone();
-            let cleaned = watchdog(Duration::from_secs(10), move || factory.cleanup(&target));
-            if let Ok(Err(e)) = cleaned {
+        // All at once: for plugins served out of process each cleanup starts a process.
+        // Cleanup failures are logged, not reported: the case's verdict is already in, and
+        // a plugin that cannot delete is caught by the contract cases. A cleanup that hangs
+        // is abandoned after the limit rather than hanging the run.
+        let limit = Duration::from_secs(10);
+        let pending: Vec<_> = namespaces
+            .into_iter()
+            .map(|ns| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let factory = Arc::clone(&self.factory);
+                let target = ns.clone();
+                thread::spawn(move || {
+                    let _ = tx.send(factory.cleanup(&target));
+                });
+                (ns, rx)
+            })
+            .collect();
+        for (ns, rx) in pending {
+            if let Ok(Err(e)) = rx.recv_timeout(limit) {
                 tracing::debug!(namespace = %ns.name, error = %e, "cleanup failed");
             }
             let _ = fs::remove_dir_all(&ns.dir);
