@@ -7,7 +7,9 @@
 //!
 //! [`TokenCachePersistenceOptions`] mirror `tokenCachePersistenceOptions` of the JS
 //! `@azure/identity` package, and [`persistence_for`] picks the storage for them with the
-//! Azure SDK defaults (`~/.IdentityService/msal.cache`).
+//! Azure SDK defaults (`~/.IdentityService/msal.cache`). On Linux that is the Secret
+//! Service (feature `secret-service`, on by default; see [`secret_service`]), in the item
+//! layout of the SDK chosen by [`KeyringProfile`].
 //!
 //! ```
 //! use identity_cache_persistence::{CachePersistence, TokenCachePersistenceOptions, persistence_for};
@@ -18,6 +20,7 @@
 //!     name: "example".into(),
 //!     unsafe_allow_unencrypted_storage: true,
 //!     directory: Some(dir.path().to_path_buf()),
+//! #   dbus_address: Some(format!("unix:path={}/no-bus", dir.path().display())),
 //!     ..Default::default()
 //! };
 //! let persistence = persistence_for(&options)?.expect("enabled");
@@ -36,6 +39,7 @@ mod persistence;
 #[cfg(feature = "token-cache")]
 pub mod token_cache;
 pub mod platform;
+pub mod secret_service;
 
 pub use cache_plugin::{CacheAccess, CachePlugin};
 pub use error::{BoxError, Error, ErrorKind, Result};
@@ -50,3 +54,6 @@ pub use platform::DpapiPersistence;
 pub use platform::KeychainAccount;
 #[cfg(all(target_os = "macos", feature = "keychain"))]
 pub use platform::KeychainPersistence;
+pub use secret_service::KeyringProfile;
+#[cfg(all(target_os = "linux", feature = "secret-service"))]
+pub use secret_service::SecretServicePersistence;

@@ -8,6 +8,7 @@ use crate::{
     file::FilePersistence,
     name::validate_name,
     persistence::CachePersistence,
+    secret_service::KeyringProfile,
 };
 
 /// The default cache name of the Azure SDKs.
@@ -29,6 +30,14 @@ pub struct TokenCachePersistenceOptions {
     /// The cache directory. `None` means the SDK default, see [`default_directory`].
     /// Tests point it at a temporary directory.
     pub directory: Option<PathBuf>,
+    /// Linux: the Secret Service item layout, that is, which SDK's cache to share.
+    /// Default: the Python `azure-identity` layout, see [`KeyringProfile`]. Ignored
+    /// elsewhere.
+    pub keyring_profile: KeyringProfile,
+    /// Linux: the D-Bus address of the bus the Secret Service is on, e.g.
+    /// `unix:path=/run/user/1000/bus`. `None` means the session bus
+    /// (`DBUS_SESSION_BUS_ADDRESS`). For tests and containers. Ignored elsewhere.
+    pub dbus_address: Option<String>,
 }
 
 impl Default for TokenCachePersistenceOptions {
@@ -38,6 +47,8 @@ impl Default for TokenCachePersistenceOptions {
             name: DEFAULT_NAME.to_owned(),
             unsafe_allow_unencrypted_storage: false,
             directory: None,
+            keyring_profile: KeyringProfile::default(),
+            dbus_address: None,
         }
     }
 }
@@ -78,13 +89,19 @@ pub fn default_directory() -> Result<PathBuf> {
 ///
 /// - `enabled: false`: `Ok(None)`.
 /// - An invalid name: an [`InvalidName`](ErrorKind::InvalidName) error.
-/// - No secure storage backend is usable: with `unsafe_allow_unencrypted_storage`, a
-///   [`FilePersistence`] at the cache path (files 0600) and a warning in the log; without
-///   it, a [`StorageUnavailable`](ErrorKind::StorageUnavailable) error. Never a silent
-///   plaintext file.
+/// - Linux (feature `secret-service`): a
+///   [`SecretServicePersistence`](crate::SecretServicePersistence) with
+///   [`keyring_profile`](TokenCachePersistenceOptions::keyring_profile), after its
+///   validation probe passed (a separate item written, read back and deleted).
+/// - The secure storage fails its probe, or this platform or build has none: without
+///   `unsafe_allow_unencrypted_storage`, the probe's typed error (e.g.
+///   [`StorageUnavailable`](ErrorKind::StorageUnavailable) for "no D-Bus session bus" or
+///   "no Secret Service", [`AccessDenied`](ErrorKind::AccessDenied) for a locked
+///   keyring), its message naming the cause and the opt-in; with it, a
+///   [`FilePersistence`] at the cache path (files 0600) and a warning in the log naming
+///   the cause. Never a silent plaintext file.
 ///
-/// This build has no secure backend yet, so the plaintext file is the only storage it can
-/// return.
+/// Only the Secret Service backend touches D-Bus; the file backend never does.
 pub fn persistence_for(
     options: &TokenCachePersistenceOptions,
 ) -> Result<Option<Box<dyn CachePersistence>>> {
@@ -92,19 +109,52 @@ pub fn persistence_for(
         return Ok(None);
     }
     let path = options.cache_path()?;
+    let cause = match secure_persistence(options, &path) {
+        Ok(secure) => return Ok(Some(secure)),
+        Err(cause) => cause,
+    };
     if !options.unsafe_allow_unencrypted_storage {
-        return Err(Error::new(
-            ErrorKind::StorageUnavailable,
+        return Err(Error::with_source(
+            cause.kind(),
             format!(
-                "no secure storage backend is available for the token cache {}; \
+                "no secure storage for the token cache {}: {cause}; \
                  set unsafe_allow_unencrypted_storage to store it in a plaintext file",
                 path.display()
             ),
+            cause,
         ));
     }
     tracing::warn!(
         path = %path.display(),
-        "storing the token cache unencrypted because unsafe_allow_unencrypted_storage is set"
+        cause = %cause,
+        "storing the token cache unencrypted because secure storage is unusable and \
+         unsafe_allow_unencrypted_storage is set"
     );
     Ok(Some(Box::new(FilePersistence::new(path)?)))
+}
+
+/// The platform's secure storage for the cache at `path`, once its probe passed.
+#[cfg(all(target_os = "linux", feature = "secret-service"))]
+fn secure_persistence(
+    options: &TokenCachePersistenceOptions,
+    path: &std::path::Path,
+) -> Result<Box<dyn CachePersistence>> {
+    let mut secure = crate::SecretServicePersistence::new(path, options.keyring_profile)?;
+    if let Some(address) = &options.dbus_address {
+        secure = secure.with_bus_address(address.clone());
+    }
+    secure.validate()?;
+    Ok(Box::new(secure))
+}
+
+/// No secure backend in this build for this platform.
+#[cfg(not(all(target_os = "linux", feature = "secret-service")))]
+fn secure_persistence(
+    _options: &TokenCachePersistenceOptions,
+    _path: &std::path::Path,
+) -> Result<Box<dyn CachePersistence>> {
+    Err(Error::new(
+        ErrorKind::StorageUnavailable,
+        "this build has no secure storage backend for this platform",
+    ))
 }

@@ -1,13 +1,19 @@
 //! The one constructor: options in, the persistence the Azure SDKs would use out.
 
 use identity_cache_persistence::{
-    CachePersistence, ErrorKind, TokenCachePersistenceOptions, default_directory, persistence_for,
+    CachePersistence, ErrorKind, KeyringProfile, TokenCachePersistenceOptions, default_directory,
+    persistence_for,
 };
 
+/// Options for a cache in `dir` whose secure storage is unusable: on Linux its D-Bus
+/// address names a socket that does not exist, so the Secret Service probe fails as it
+/// does on a machine without a session bus, and the developer's real keyring is never
+/// touched. (tests/secret_service.rs covers the cases with a real keyring.)
 fn options_in(dir: &std::path::Path) -> TokenCachePersistenceOptions {
     TokenCachePersistenceOptions {
         enabled: true,
         directory: Some(dir.to_path_buf()),
+        dbus_address: Some(format!("unix:path={}", dir.join("no-bus").display())),
         ..Default::default()
     }
 }
@@ -18,6 +24,8 @@ fn defaults_mirror_the_azure_sdks() {
     assert!(!options.enabled);
     assert_eq!(options.name, "msal.cache");
     assert!(!options.unsafe_allow_unencrypted_storage);
+    assert_eq!(options.keyring_profile, KeyringProfile::AzureIdentityPython);
+    assert_eq!(options.dbus_address, None, "the session bus");
     let dir = default_directory().expect("a home directory");
     assert!(dir.ends_with(".IdentityService"), "{}", dir.display());
     let home = std::env::home_dir().expect("home");
@@ -42,6 +50,15 @@ fn without_secure_storage_plaintext_needs_the_opt_in() {
     assert!(
         err.to_string().contains("unsafe_allow_unencrypted_storage"),
         "the error says how to opt in: {err}"
+    );
+    #[cfg(all(target_os = "linux", feature = "secret-service"))]
+    assert!(
+        err.to_string().contains("no D-Bus session bus"),
+        "the error names the cause: {err}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the probe's error is kept as the source"
     );
     assert_eq!(
         std::fs::read_dir(dir.path()).expect("ls").count(),
