@@ -4,7 +4,7 @@
 //! write `"<pid> <program>"`, MSAL Node writes `"<pid>"`, MSAL.NET writes
 //! `"<pid> <process name>"` (possibly after a UTF-8 byte-order mark). This module reads
 //! that pid and judges whether the process can still be the holder. It never decides on
-//! its own that a lock file is stale: [`super::stale`] combines its answer with the OS lock
+//! its own that a lock file is stale: the lock combines its answer with the OS lock
 //! and the file's age.
 
 use std::{fmt, time::SystemTime};
