@@ -403,7 +403,8 @@ impl Inner {
     fn request(&self, request: Request) -> Result<Reply> {
         let mut timeout = self.options.request_timeout;
         if let Request::Lock { wait_ms } = request {
-            timeout += Duration::from_millis(wait_ms);
+            // Saturating: `lock(Duration::MAX)` means "wait forever", not a panic.
+            timeout = timeout.saturating_add(Duration::from_millis(wait_ms));
         }
         lock(&self.conn).call(&self.context(), &request, timeout)
     }

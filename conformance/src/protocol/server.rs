@@ -49,6 +49,7 @@ impl ServerInfo {
 /// - A malformed line is answered with an error of kind `other` (id `null` when the line
 ///   had no usable id) and the server goes on; an unknown op with `not_supported`.
 /// - Locks still held at `shutdown` or end of input are released before returning.
+/// - A `lock` wait above `u32::MAX` milliseconds (about 49 days) is capped to that.
 /// - Nothing but answers is written to `output`; a Rust plugin served on stdout must log
 ///   to stderr.
 /// - Returns `Err` only when `input` or `output` fails (e.g. the suite went away).
@@ -164,7 +165,10 @@ where
                 Reply::Version(plugin.version()?.map(|token| token.as_str().to_owned()))
             }
             Request::Lock { wait_ms } => {
-                let guard = plugin.lock(Duration::from_millis(wait_ms))?;
+                // Capped at about 49 days: plugins compute `Instant::now() + wait`, which a
+                // wire value near u64::MAX would overflow (a panic, not an answer).
+                let wait = Duration::from_millis(wait_ms.min(u64::from(u32::MAX)));
+                let guard = plugin.lock(wait)?;
                 let id = format!("L{}", self.next_lock);
                 self.next_lock += 1;
                 self.locks.insert(id.clone(), guard);
