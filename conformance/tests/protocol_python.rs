@@ -162,6 +162,10 @@ def release_all(self):
                 let suite = suite.clone();
                 move || multi_process_cases_apply(&suite)
             }),
+            Trial::test(
+                "protocol_python::answers_malformed_lines",
+                answers_malformed_lines,
+            ),
             Trial::test("broken_python::torn_save_is_caught", || {
                 caught("crash::kill_during_save_racing_reader", TORN_SAVE)
             }),
@@ -201,6 +205,70 @@ def release_all(self):
             trials.push(trial);
         }
         libtest_mimic::run(&args, trials).exit();
+    }
+
+    /// Talks to the plugin line by line, as a sloppy client would: every line gets an
+    /// answer with the right id (or `null`) and kind, and the plugin keeps serving.
+    fn answers_malformed_lines() -> Result<(), Failed> {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = tempfile::tempdir()?;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &command()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().ok_or("stdin")?;
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("stdout")?);
+        let mut ask = |line: &str| -> Result<serde_json::Value, Failed> {
+            writeln!(stdin, "{line}")?;
+            stdin.flush()?;
+            let mut answer = String::new();
+            stdout.read_line(&mut answer)?;
+            Ok(serde_json::from_str(&answer)?)
+        };
+        let hello = serde_json::json!({
+            "id": 2, "op": "hello", "protocol": 1,
+            "namespace": {"name": "malformed", "dir": dir.path().join("slot")},
+        })
+        .to_string();
+        let exchanges: [(&str, serde_json::Value, &str); 9] = [
+            ("this is not json", serde_json::Value::Null, "other"),
+            ("[1,2]", serde_json::Value::Null, "other"),
+            (r#"{"id":1,"op":"load"}"#, 1.into(), "other"),
+            (&hello, 2.into(), ""),
+            (r#"{"id":3,"op":"teleport"}"#, 3.into(), "not_supported"),
+            (r#"{"id":4,"op":"save","data":"%%%"}"#, 4.into(), "other"),
+            (r#"{"id":5,"op":"unlock","lock":"L77"}"#, 5.into(), "other"),
+            (
+                r#"{"id":6,"op":"hello","protocol":1,"namespace":{"name":"x","dir":"/tmp"}}"#,
+                6.into(),
+                "other",
+            ),
+            (r#"{"id":7,"op":"save","data":"aGk="}"#, 7.into(), ""),
+        ];
+        for (line, id, kind) in exchanges {
+            let answer = ask(line)?;
+            let got_kind = answer["error"]["kind"].as_str().unwrap_or("");
+            if answer["id"] != id || got_kind != kind {
+                return Err(format!(
+                    "to {line:?} expected id {id} and error kind {kind:?}, got {answer}"
+                )
+                .into());
+            }
+        }
+        let answer = ask(r#"{"id":8,"op":"load"}"#)?;
+        if answer["ok"]["data"] != "aGk=" {
+            return Err(format!("load after the bad lines: {answer}").into());
+        }
+        let answer = ask(r#"{"id":9,"op":"shutdown"}"#)?;
+        if !answer["ok"].is_object() {
+            return Err(format!("shutdown: {answer}").into());
+        }
+        let status = child.wait()?;
+        if !status.success() {
+            return Err(format!("exit status after shutdown: {status}").into());
+        }
+        Ok(())
     }
 
     /// The plugin shares its slot and has a lock, and the run has a launcher: every case
