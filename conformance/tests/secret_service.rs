@@ -1,0 +1,157 @@
+//! The whole conformance suite against the Secret Service backend, on a private
+//! gnome-keyring that this test starts on its own D-Bus bus (the reference crate's
+//! `tests/secret_service_support/daemons.rs`): never the developer's keyring.
+//!
+//! The backend runs in its default profile (Python azure-identity: one item per cache
+//! name, so the suite's namespaces do not share an item), its marker files in the
+//! namespace directory. Worker processes of the multi-process cases are this binary
+//! again, given the bus address in `IDENTITY_CACHE_PRIVATE_BUS`; the process environment
+//! is never changed.
+//!
+//! The factory provides no fault hooks: the keyring is one for the whole run, and a fault
+//! in it (stopping the daemon, locking the collection) would hit every case running at
+//! the same time, so those cases are reported as skipped with that reason. The reference
+//! crate's `tests/secret_service.rs` provokes each of those faults for real instead.
+//!
+//! Without gnome-keyring every case is reported as ignored with the reason; with `CI`
+//! set, that fails the run instead.
+
+#[cfg(target_os = "linux")]
+#[path = "../../reference/tests/secret_service_support/daemons.rs"]
+mod keyring;
+
+#[cfg(target_os = "linux")]
+fn main() {
+    linux::main()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("SKIP secret_service: the Secret Service backend is Linux-only");
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::sync::Arc;
+
+    use conformance::{
+        Namespace, PluginFactory, Suite,
+        ctx::Config,
+        harness,
+        protocol::{SelfExecLauncher, is_worker, serve_worker_if_requested},
+    };
+    use identity_cache_persistence::{
+        CachePersistence, KeyringProfile, Result, SecretServicePersistence, validate_name,
+    };
+    use libtest_mimic::Arguments;
+
+    use super::keyring::{PrivateKeyring, in_ci, missing_packages};
+
+    /// Tells worker processes the address of the bus the parent started.
+    const BUS_ENV: &str = "IDENTITY_CACHE_PRIVATE_BUS";
+
+    #[derive(Debug)]
+    struct KeyringFactory {
+        address: String,
+    }
+
+    impl PluginFactory for KeyringFactory {
+        fn label(&self) -> String {
+            format!(
+                "secret-service on a private gnome-keyring at {}",
+                self.address
+            )
+        }
+
+        fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
+            validate_name(&ns.name)?;
+            Ok(Box::new(
+                SecretServicePersistence::new(ns.dir.join(&ns.name), KeyringProfile::default())?
+                    .with_bus_address(&self.address),
+            ))
+        }
+    }
+
+    pub fn main() {
+        // A worker serves the parent's keyring; stdout is the protocol from here on.
+        if is_worker() {
+            let Ok(address) = std::env::var(BUS_ENV) else {
+                eprintln!("secret_service worker: {BUS_ENV} is not set");
+                std::process::exit(2);
+            };
+            serve_worker_if_requested(&KeyringFactory { address });
+            unreachable!("serve_worker_if_requested exits in a worker");
+        }
+        let args = Arguments::from_args();
+        let missing = missing_packages();
+        if args.list || !missing.is_empty() {
+            // Listing starts nothing; without the tools every case is ignored.
+            let suite = make_suite(KeyringFactory {
+                address: "unix:path=/nonexistent".into(),
+            });
+            let mut trials = harness::trials(&suite);
+            if !missing.is_empty() && !args.list {
+                let reason = format!(
+                    "a private Secret Service needs the Debian packages {} (run ci/install-deps.sh)",
+                    missing.join(", ")
+                );
+                if in_ci() {
+                    eprintln!("FAIL secret_service: CI is set and {reason}");
+                    std::process::exit(1);
+                }
+                eprintln!("SKIP secret_service: {reason}");
+                trials = trials
+                    .into_iter()
+                    .map(|t| t.with_ignored_flag(true))
+                    .collect();
+            }
+            libtest_mimic::run(&args, trials).exit();
+        }
+
+        let keyring = PrivateKeyring::start();
+        let address = keyring.address().to_owned();
+        let launcher = match SelfExecLauncher::new() {
+            Ok(l) => l.env(BUS_ENV, &address),
+            Err(e) => {
+                eprintln!("secret_service: cannot start workers: {e}");
+                std::process::exit(2);
+            }
+        };
+        let suite = make_suite(KeyringFactory {
+            address: address.clone(),
+        })
+        .with_launcher(Arc::new(launcher));
+        eprintln!(
+            "secret_service: checking {} with seed {}",
+            suite.label(),
+            suite.config().seed
+        );
+        let trials = harness::trials(&suite);
+        let conclusion = libtest_mimic::run(&args, trials);
+        // process::exit runs no destructors: remove the scratch directory and stop the
+        // daemons first.
+        drop(suite);
+        drop(keyring);
+        conclusion.exit()
+    }
+
+    fn make_suite(factory: KeyringFactory) -> Suite {
+        let mut config = Config::from_env();
+        config.rerun = format!(
+            "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={}{} cargo test -p conformance --test secret_service -- --exact {{case}}",
+            config.cases,
+            if config.thorough {
+                " CONFORMANCE_THOROUGH=1"
+            } else {
+                ""
+            },
+        );
+        match Suite::new(Arc::new(factory), config) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("conformance: cannot create a scratch directory: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+}
