@@ -1,0 +1,682 @@
+//! The file family: a small plain-file plugin of its own, correct, with one behaviour
+//! changed per [`Flaw`]. These flaws live where files, processes and crashes meet, so the
+//! cases that catch them start worker processes serving the same flawed plugin.
+//!
+//! The correct behaviour ([`Flaw::None`], the control, which passes every case):
+//!
+//! - the blob is `<dir>/<name>`, mode 0600, in a directory created 0700 when missing;
+//! - **save** writes a new temporary file beside it, fsyncs it, gives it a modification time
+//!   later than the blob's, renames it over the blob and fsyncs the directory;
+//! - **load** reads the file; anything but a regular file is `CorruptData`;
+//! - **version** is device, inode, size and nanosecond mtime and ctime;
+//! - **lock** is `flock` on `<dir>/<name>.lockfile` (never deleted): it excludes every other
+//!   open of the file, in this process or another, and the OS releases it when the holder
+//!   dies.
+//!
+//! The layout is the reference plugin's, so the factory borrows the fault and corruption
+//! hooks of [`conformance::FileFactory`].
+//!
+//! The rule each flaw breaks and the conformance case that must catch it are in
+//! [`Flaw::spec`], next to the flaw.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    fs::{self, File, OpenOptions},
+    io::{Read, Write},
+    path::{Path, PathBuf},
+    sync::{Condvar, Mutex, OnceLock},
+    thread,
+    time::{Duration, Instant, SystemTime},
+};
+
+use conformance::{Fault, FileFactory, Namespace, PluginFactory};
+use identity_cache_persistence::{
+    CachePersistence, Capabilities, ChangeToken, Description, Error, ErrorKind, HeldLock,
+    LockGuard, Result, validate_name,
+};
+
+use super::Spec;
+use crate::sync::lock;
+
+/// One changed behaviour of the file plugin. The rule it breaks and the case that catches
+/// it: [`Flaw::spec`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flaw {
+    /// Nothing changed: the control, which passes every case that applies.
+    None,
+    /// `save` truncates the blob file and writes the new blob into it, in 16-byte writes
+    /// (then fsyncs): no temporary file, no rename.
+    TruncateInPlace,
+    /// `save` writes the new blob over the old one in place, in 16-byte writes, and cuts the
+    /// file to length afterwards: no temporary file, no rename, no fsync.
+    NoRename,
+    /// `lock` creates `<name>.lockfile` with `O_EXCL` and removes it on release; the file
+    /// names no holder and nothing recovers it when the holder dies.
+    ExclLockNoRecovery,
+    /// `lock` is a table of held slots in process memory (a mutex, no file), while it
+    /// declares `cross_process_lock`.
+    ProcessLocalLock,
+    /// `lock` is an `O_EXCL` lock file holding the holder's pid; a waiter that finds the
+    /// holder dead takes the lock over by writing its own pid into the file: a check and a
+    /// write, not one atomic step.
+    RacyRecovery,
+    /// The change token is a counter in process memory, bumped by this process's saves and
+    /// deletes.
+    ProcessLocalToken,
+    /// The blob file is created with the default mode (0644 under umask 022).
+    DefaultFileMode,
+    /// A missing directory is created with the default mode (0755 under umask 022).
+    DefaultDirMode,
+}
+
+impl Flaw {
+    /// Every flaw but [`Flaw::None`], in catalogue order.
+    pub const ALL: &'static [Flaw] = &[
+        Flaw::TruncateInPlace,
+        Flaw::NoRename,
+        Flaw::ExclLockNoRecovery,
+        Flaw::ProcessLocalLock,
+        Flaw::RacyRecovery,
+        Flaw::ProcessLocalToken,
+        Flaw::DefaultFileMode,
+        Flaw::DefaultDirMode,
+    ];
+
+    /// The catalogue entry: name, the one rule broken, the case that must catch it, and
+    /// other cases that must fail too.
+    pub fn spec(self) -> Spec {
+        let s = |name, rule, expected_case, also| Spec {
+            name,
+            rule,
+            expected_case,
+            also,
+        };
+        match self {
+            Flaw::None => s(
+                "file_control",
+                "none: the file family's control, which breaks nothing",
+                "",
+                &[],
+            ),
+            Flaw::TruncateInPlace => s(
+                "file_truncate_in_place",
+                "a concurrent load sees the old or the new blob, never a truncated or partly written one (save truncates and writes in place)",
+                "concurrency::no_torn_reads_threads",
+                &["concurrency::no_torn_reads_processes"],
+            ),
+            Flaw::NoRename => s(
+                "file_save_without_rename",
+                "a save killed half-way leaves the old or the new blob whole (save writes in place, without fsync or an atomic rename)",
+                "crash::kill_during_save_racing_reader",
+                &[],
+            ),
+            Flaw::ExclLockNoRecovery => s(
+                "file_lock_not_released_on_death",
+                "the lock of a killed holder is free again within the recovery bound (an O_EXCL lock file without pid or staleness recovery)",
+                "crash::killed_holder_frees_lock",
+                &["crash::dead_holder_recovered_by_one_waiter"],
+            ),
+            Flaw::ProcessLocalLock => s(
+                "file_lock_process_local",
+                "the lock excludes other processes, not only handles and threads of one process (a mutex, no file)",
+                "lock::excludes_other_process",
+                &[
+                    "lock::excluded_by_this_process",
+                    "concurrency::no_lost_updates_processes",
+                ],
+            ),
+            Flaw::RacyRecovery => s(
+                "file_lock_racy_recovery",
+                "a dead holder's lock is recovered by one waiter at a time (here two waiters both take it over)",
+                "crash::dead_holder_recovered_by_one_waiter",
+                &[],
+            ),
+            Flaw::ProcessLocalToken => s(
+                "file_token_process_local",
+                "the change token moves when another process saves",
+                "change::moves_on_save_by_other_process",
+                &[],
+            ),
+            Flaw::DefaultFileMode => s(
+                "file_world_readable",
+                "files the plugin creates are 0600 or stricter",
+                "security::files_private",
+                &[],
+            ),
+            Flaw::DefaultDirMode => s(
+                "file_open_directory",
+                "directories the plugin creates are 0700 or stricter",
+                "security::dirs_private",
+                &[],
+            ),
+        }
+    }
+
+    /// True when the cases that catch it start worker processes.
+    pub fn multi_process(self) -> bool {
+        matches!(
+            self,
+            Flaw::TruncateInPlace
+                | Flaw::NoRename
+                | Flaw::ExclLockNoRecovery
+                | Flaw::ProcessLocalLock
+                | Flaw::RacyRecovery
+                | Flaw::ProcessLocalToken
+        )
+    }
+}
+
+/// A handle of the file family with one [`Flaw`].
+pub struct BrokenFile {
+    flaw: Flaw,
+    dir: PathBuf,
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl fmt::Debug for BrokenFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokenFile")
+            .field("flaw", &self.flaw)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Size of the writes of the in-place savers: small pieces, as a serializer writing
+/// straight to an unbuffered `File` hands them over.
+const CHUNK: usize = 16;
+
+impl BrokenFile {
+    fn new(flaw: Flaw, ns: &Namespace) -> Result<Self> {
+        validate_name(&ns.name)?;
+        let path = ns.dir.join(&ns.name);
+        let mut lock_name = ns.name.clone();
+        lock_name.push_str(".lockfile");
+        Ok(BrokenFile {
+            flaw,
+            dir: ns.dir.clone(),
+            lock_path: ns.dir.join(lock_name),
+            path,
+        })
+    }
+
+    fn make_dir(&self) -> Result<()> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        if self.flaw != Flaw::DefaultDirMode {
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        }
+        builder.create(&self.dir).map_err(|e| {
+            // "Exists" from a recursive create: the path or a parent is not a directory.
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::with_source(
+                    ErrorKind::StorageUnavailable,
+                    format!("{} is not a directory", self.dir.display()),
+                    e,
+                )
+            } else {
+                Error::io("create directory", &self.dir, e)
+            }
+        })
+    }
+
+    fn open_options(&self) -> OpenOptions {
+        let mut options = OpenOptions::new();
+        options.write(true);
+        #[cfg(unix)]
+        if self.flaw != Flaw::DefaultFileMode {
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        }
+        options
+    }
+
+    /// A modification time later than the blob's, so same-size saves move the token.
+    fn next_mtime(&self) -> SystemTime {
+        let now = SystemTime::now();
+        match fs::metadata(&self.path).and_then(|m| m.modified()) {
+            Ok(previous) if previous >= now => previous + Duration::from_nanos(1),
+            _ => now,
+        }
+    }
+
+    fn save_atomic(&self, data: &[u8]) -> Result<()> {
+        let mtime = self.next_mtime();
+        let temp = self.dir.join(format!(
+            ".{}.{}-{:016x}.tmp",
+            self.path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            std::process::id(),
+            fastrand_u64()
+        ));
+        let written = self
+            .open_options()
+            .create_new(true)
+            .open(&temp)
+            .and_then(|mut file| {
+                file.write_all(data)?;
+                file.set_modified(mtime)?;
+                file.sync_all()
+            })
+            .and_then(|()| fs::rename(&temp, &self.path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(Error::io("save", &self.path, e));
+        }
+        sync_dir(&self.dir)
+    }
+
+    fn save_in_place(
+        &self,
+        data: &[u8],
+        truncate_first: bool,
+        fsync: bool,
+        chunk: usize,
+    ) -> Result<()> {
+        let mtime = self.next_mtime();
+        let io = |e| Error::io("save", &self.path, e);
+        let mut file = self
+            .open_options()
+            .create(true)
+            .truncate(truncate_first)
+            .open(&self.path)
+            .map_err(io)?;
+        for piece in data.chunks(chunk) {
+            file.write_all(piece).map_err(io)?;
+        }
+        file.set_len(data.len() as u64).map_err(io)?;
+        file.set_modified(mtime).map_err(io)?;
+        if fsync {
+            file.sync_all().map_err(io)?;
+        }
+        Ok(())
+    }
+
+    fn flock(&self, wait: Duration) -> Result<LockGuard> {
+        let file = self
+            .open_options()
+            .read(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock_path)
+            .map_err(|e| Error::io("open lock file", &self.lock_path, e))?;
+        poll(wait, &self.lock_path, || try_flock(&file))?;
+        Ok(LockGuard::new(Held(Box::new(move || {
+            drop(file);
+            Ok(())
+        }))))
+    }
+
+    fn excl_lock(&self, wait: Duration) -> Result<LockGuard> {
+        poll(wait, &self.lock_path, || {
+            match self.open_options().create_new(true).open(&self.lock_path) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(Error::io("create lock file", &self.lock_path, e)),
+            }
+        })?;
+        let path = self.lock_path.clone();
+        Ok(LockGuard::new(Held(Box::new(move || {
+            fs::remove_file(&path).map_err(|e| Error::io("remove lock file", &path, e))
+        }))))
+    }
+
+    fn racy_recovery_lock(&self, wait: Duration) -> Result<LockGuard> {
+        let me = std::process::id();
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.open_options().create_new(true).open(&self.lock_path) {
+                Ok(mut file) => {
+                    file.write_all(me.to_string().as_bytes())
+                        .map_err(|e| Error::io("write lock file", &self.lock_path, e))?;
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&self.lock_path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    if let Some(pid) = holder
+                        && !alive(pid)
+                    {
+                        // Let the dead holder's last writes settle, then take over. The
+                        // check and the takeover are two steps: another waiter can do the
+                        // same in between.
+                        thread::sleep(Duration::from_millis(50));
+                        fs::write(&self.lock_path, me.to_string())
+                            .map_err(|e| Error::io("take over lock file", &self.lock_path, e))?;
+                        break;
+                    }
+                }
+                Err(e) => return Err(Error::io("create lock file", &self.lock_path, e)),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(timeout(&self.lock_path, wait));
+            }
+            // Poll on 20 ms ticks of the wall clock.
+            let since_epoch = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            let tick = Duration::from_millis(20);
+            let to_tick =
+                tick - Duration::from_nanos((since_epoch.as_nanos() % tick.as_nanos()) as u64);
+            thread::sleep(to_tick.min(deadline - now));
+        }
+        let path = self.lock_path.clone();
+        Ok(LockGuard::new(Held(Box::new(move || {
+            fs::remove_file(&path).map_err(|e| Error::io("remove lock file", &path, e))
+        }))))
+    }
+
+    fn process_local_lock(&self, wait: Duration) -> Result<LockGuard> {
+        let table = local_locks();
+        let deadline = Instant::now().checked_add(wait);
+        let mut held = lock(&table.held);
+        while held.contains(&self.lock_path) {
+            let left = deadline.map_or(Duration::from_secs(3600), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Err(timeout(&self.lock_path, wait));
+            }
+            held = table
+                .released
+                .wait_timeout(held, left)
+                .map(|(h, _)| h)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        held.insert(self.lock_path.clone());
+        let path = self.lock_path.clone();
+        Ok(LockGuard::new(Held(Box::new(move || {
+            lock(&table.held).remove(&path);
+            table.released.notify_all();
+            Ok(())
+        }))))
+    }
+
+    fn bump_local_token(&self) {
+        *lock(local_tokens()).entry(self.path.clone()).or_default() += 1;
+    }
+}
+
+impl CachePersistence for BrokenFile {
+    fn describe(&self) -> Description {
+        Description::new(
+            "file-broken",
+            self.path.display().to_string(),
+            Capabilities::full_plaintext(),
+        )
+    }
+
+    fn load(&self) -> Result<Option<Vec<u8>>> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+        let mut file = match options.open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &self.path, e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("inspect", &self.path, e))?;
+        if !meta.is_file() {
+            return Err(Error::new(
+                ErrorKind::CorruptData,
+                format!("{} is not a regular file", self.path.display()),
+            ));
+        }
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)
+            .map_err(|e| Error::io("read", &self.path, e))?;
+        Ok(Some(data))
+    }
+
+    fn save(&self, data: &[u8]) -> Result<()> {
+        self.make_dir()?;
+        match self.flaw {
+            Flaw::TruncateInPlace => self.save_in_place(data, true, true, CHUNK)?,
+            Flaw::NoRename => self.save_in_place(data, false, false, CHUNK)?,
+            _ => self.save_atomic(data)?,
+        }
+        if self.flaw == Flaw::ProcessLocalToken {
+            self.bump_local_token();
+        }
+        Ok(())
+    }
+
+    fn delete(&self) -> Result<bool> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => {
+                sync_dir(&self.dir)?;
+                if self.flaw == Flaw::ProcessLocalToken {
+                    self.bump_local_token();
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("delete", &self.path, e)),
+        }
+    }
+
+    fn version(&self) -> Result<Option<ChangeToken>> {
+        let meta = match fs::metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("inspect", &self.path, e)),
+        };
+        if self.flaw == Flaw::ProcessLocalToken {
+            let count = lock(local_tokens()).get(&self.path).copied().unwrap_or(0);
+            return Ok(Some(ChangeToken::new(format!("local-{count}"))));
+        }
+        Ok(Some(change_token(&meta)))
+    }
+
+    fn lock(&self, wait: Duration) -> Result<LockGuard> {
+        self.make_dir()?;
+        match self.flaw {
+            Flaw::ExclLockNoRecovery => self.excl_lock(wait),
+            Flaw::ProcessLocalLock => self.process_local_lock(wait),
+            Flaw::RacyRecovery => self.racy_recovery_lock(wait),
+            _ => self.flock(wait),
+        }
+    }
+}
+
+/// A held lock: whatever releasing it takes.
+struct Held(Box<dyn FnOnce() -> Result<()> + Send>);
+
+impl HeldLock for Held {
+    fn release(self: Box<Self>) -> Result<()> {
+        (self.0)()
+    }
+}
+
+fn timeout(path: &Path, wait: Duration) -> Error {
+    Error::new(
+        ErrorKind::LockTimeout,
+        format!("{} was still locked after {wait:?}", path.display()),
+    )
+}
+
+/// Calls `attempt` until it answers true or `wait` runs out (at least once).
+fn poll(wait: Duration, path: &Path, mut attempt: impl FnMut() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + wait;
+    let mut delay = Duration::from_micros(500);
+    loop {
+        if attempt()? {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(timeout(path, wait));
+        }
+        thread::sleep(delay.min(deadline - now));
+        delay = (delay * 2).min(Duration::from_millis(10));
+    }
+}
+
+#[cfg(unix)]
+fn try_flock(file: &File) -> Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock(2) on a descriptor this function borrows; no memory is passed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(false)
+    } else {
+        Err(Error::with_source(ErrorKind::Io, "flock failed", err))
+    }
+}
+
+#[cfg(not(unix))]
+fn try_flock(_: &File) -> Result<bool> {
+    Err(Error::not_supported("file-broken", "lock on this OS"))
+}
+
+#[cfg(unix)]
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn alive(_: u32) -> bool {
+    true
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync directory", dir, e))
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_: &Path) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn change_token(meta: &fs::Metadata) -> ChangeToken {
+    use std::os::unix::fs::MetadataExt;
+    ChangeToken::new(format!(
+        "{}:{}:{}:{}.{:09}:{}.{:09}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    ))
+}
+
+#[cfg(not(unix))]
+fn change_token(meta: &fs::Metadata) -> ChangeToken {
+    let nanos = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    ChangeToken::new(format!("{}:{nanos}", meta.len()))
+}
+
+/// A random number for temporary-file names, without a dependency: the clock's nanoseconds
+/// mixed with a per-process counter.
+fn fastrand_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    .wrapping_mul(0x0100_0000_01b3)
+}
+
+/// [`Flaw::ProcessLocalLock`]: the slots locked in this process.
+struct LocalLocks {
+    held: Mutex<HashSet<PathBuf>>,
+    released: Condvar,
+}
+
+fn local_locks() -> &'static LocalLocks {
+    static LOCKS: OnceLock<LocalLocks> = OnceLock::new();
+    LOCKS.get_or_init(|| LocalLocks {
+        held: Mutex::new(HashSet::new()),
+        released: Condvar::new(),
+    })
+}
+
+/// [`Flaw::ProcessLocalToken`]: saves and deletes per path, counted in this process.
+fn local_tokens() -> &'static Mutex<HashMap<PathBuf, u64>> {
+    static TOKENS: OnceLock<Mutex<HashMap<PathBuf, u64>>> = OnceLock::new();
+    TOKENS.get_or_init(Mutex::default)
+}
+
+/// Makes [`BrokenFile`] handles with one flaw at `<ns.dir>/<ns.name>`; the fault and
+/// corruption hooks are the reference file factory's (same layout).
+pub struct FileFlawFactory {
+    flaw: Flaw,
+    hooks: FileFactory,
+}
+
+impl FileFlawFactory {
+    /// A factory for plugins with `flaw`.
+    pub fn new(flaw: Flaw) -> Self {
+        FileFlawFactory {
+            flaw,
+            hooks: FileFactory::new(),
+        }
+    }
+}
+
+impl fmt::Debug for FileFlawFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileFlawFactory")
+            .field("flaw", &self.flaw)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginFactory for FileFlawFactory {
+    fn label(&self) -> String {
+        self.flaw.spec().name.to_string()
+    }
+
+    fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
+        Ok(Box::new(BrokenFile::new(self.flaw, ns)?))
+    }
+
+    fn cleanup(&self, ns: &Namespace) -> Result<()> {
+        // Undoes a fault left in force, and removes the blob.
+        self.hooks.cleanup(ns)
+    }
+
+    fn corrupt_stored_data(&self, ns: &Namespace) -> Result<()> {
+        self.hooks.corrupt_stored_data(ns)
+    }
+
+    fn inject_fault(&self, ns: &Namespace, fault: Fault) -> Result<()> {
+        self.hooks.inject_fault(ns, fault)
+    }
+
+    fn clear_fault(&self, ns: &Namespace, fault: Fault) -> Result<()> {
+        self.hooks.clear_fault(ns, fault)
+    }
+}
