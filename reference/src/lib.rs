@@ -38,6 +38,8 @@ mod options;
 mod persistence;
 #[cfg(feature = "token-cache")]
 pub mod token_cache;
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod platform;
 pub mod secret_service;
 

@@ -1,0 +1,366 @@
+//! [`PersistentTokenCredential`]: serves tokens from the persistent cache, across
+//! processes.
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use azure_core::{
+    credentials::{AccessToken, TokenCredential, TokenRequestOptions},
+    time::OffsetDateTime,
+};
+use futures_channel::oneshot;
+
+use super::{blocking, identity::CacheIdentity};
+use crate::{
+    CachePersistence, CachePlugin, TokenCachePersistenceOptions, persistence_for,
+    token_cache::{
+        AccessTokenEntry, AccessTokenQuery, AppMetadataEntry, Quarantine, Secret,
+        TokenCacheDocument, decode_or_recover,
+    },
+};
+
+/// A cached token is served only while it is valid for at least this long; closer to its
+/// expiry the inner credential is asked for a new one. Five minutes, as the Azure SDKs'
+/// token refresh offset, so a token handed out is never about to expire in the caller's
+/// hands.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// A lock wait longer than this is logged (at info level): another process held the
+/// cache, typically while it asked for a token.
+const SLOW_LOCK_WAIT: Duration = Duration::from_millis(100);
+
+/// A [`TokenCredential`] that keeps the tokens of an inner credential in the persistent,
+/// cross-process token cache, as `tokenCachePersistenceOptions` do in the JS and Python
+/// Azure Identity libraries.
+///
+/// For each [`get_token`](TokenCredential::get_token):
+///
+/// 1. Takes the cache's cross-process lock and reloads the cache if another process (or
+///    an MSAL library) changed it.
+/// 2. A cached access token for these scopes, this identity and tenant that is valid for
+///    at least the refresh margin ([`REFRESH_MARGIN`] by default) is returned: a hit, the
+///    inner credential is not called.
+/// 3. Otherwise the inner credential is asked *while the lock is held*, the new token is
+///    written in the MSAL unified schema, the cache saved and the lock released. Other
+///    processes wanting a token meanwhile wait on the lock and then find the new token, so
+///    N processes needing a refresh cause one token request, not N. The lock wait is
+///    bounded ([`CachePlugin::DEFAULT_LOCK_WAIT`]); a waiter that runs out asks its inner
+///    credential itself.
+///
+/// The cache never makes a token request fail: when it cannot be locked, read or saved,
+/// the failure is logged at warning level and the inner credential's answer is returned.
+/// A corrupt cache is kept aside (see
+/// [`decode_or_recover`](crate::token_cache::decode_or_recover)) and replaced.
+///
+/// The lock and the storage calls block, so they run on a thread of their own, never on
+/// the async executor: the wrapper works on any runtime.
+///
+/// With `enabled: false` in the options it is a pass-through to the inner credential.
+pub struct PersistentTokenCredential {
+    inner: Arc<dyn TokenCredential>,
+    cache: Option<Arc<Shared>>,
+}
+
+/// What the worker threads share.
+struct Shared {
+    plugin: CachePlugin<Box<dyn CachePersistence>>,
+    identity: CacheIdentity,
+    environment: String,
+    quarantine: Quarantine,
+    refresh_margin: Duration,
+    /// The last blob parsed and its document, so an unchanged cache is not parsed again.
+    parsed: Mutex<Option<(Vec<u8>, TokenCacheDocument)>>,
+}
+
+impl PersistentTokenCredential {
+    /// Wraps `inner`, with the persistence [`persistence_for`] picks for `options`.
+    ///
+    /// - `enabled: false`: a pass-through.
+    /// - No usable storage (e.g. no Secret Service and no
+    ///   `unsafe_allow_unencrypted_storage`), an invalid name: `Err`, of azure_core kind
+    ///   `Credential`, with this crate's [`Error`](crate::Error) as its source.
+    ///
+    /// Corrupt caches are kept aside beside the cache path.
+    pub fn new(
+        inner: Arc<dyn TokenCredential>,
+        identity: CacheIdentity,
+        options: &TokenCachePersistenceOptions,
+    ) -> azure_core::Result<Self> {
+        let persistence = persistence_for(options).map_err(to_azure_error)?;
+        let Some(persistence) = persistence else {
+            return Ok(Self::pass_through(inner));
+        };
+        let quarantine = Quarantine::beside(options.cache_path().map_err(to_azure_error)?);
+        Ok(Self::with_persistence(
+            inner,
+            identity,
+            persistence,
+            quarantine,
+        ))
+    }
+
+    /// Wraps `inner` with an explicit persistence (tests, custom storage); corrupt caches
+    /// are kept by `quarantine`.
+    pub fn with_persistence(
+        inner: Arc<dyn TokenCredential>,
+        identity: CacheIdentity,
+        persistence: Box<dyn CachePersistence>,
+        quarantine: Quarantine,
+    ) -> Self {
+        PersistentTokenCredential {
+            inner,
+            cache: Some(Arc::new(Shared {
+                plugin: CachePlugin::new(persistence),
+                environment: identity.environment(),
+                identity,
+                quarantine,
+                refresh_margin: REFRESH_MARGIN,
+                parsed: Mutex::new(None),
+            })),
+        }
+    }
+
+    /// A wrapper that only forwards to `inner`.
+    pub fn pass_through(inner: Arc<dyn TokenCredential>) -> Self {
+        PersistentTokenCredential { inner, cache: None }
+    }
+
+    /// Sets the refresh margin (default [`REFRESH_MARGIN`]). Call before the first use.
+    pub fn with_refresh_margin(mut self, margin: Duration) -> Self {
+        if let Some(shared) = self.cache.as_mut().and_then(Arc::get_mut) {
+            shared.refresh_margin = margin;
+        }
+        self
+    }
+
+    /// Whether tokens are persisted (false for a pass-through).
+    pub fn is_persistent(&self) -> bool {
+        self.cache.is_some()
+    }
+}
+
+impl fmt::Debug for PersistentTokenCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("PersistentTokenCredential");
+        s.field("inner", &self.inner);
+        if let Some(shared) = &self.cache {
+            s.field("identity", &shared.identity)
+                .field("persistence", shared.plugin.persistence())
+                .field("refresh_margin", &shared.refresh_margin);
+        }
+        s.finish()
+    }
+}
+
+/// The worker's first answer.
+enum Lookup {
+    Hit(AccessToken),
+    Miss,
+    /// The cache cannot be used for this request; ask the inner credential.
+    Unusable,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for PersistentTokenCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let Some(shared) = &self.cache else {
+            return self.inner.get_token(scopes, options).await;
+        };
+        if scopes.is_empty() {
+            return self.inner.get_token(scopes, options).await;
+        }
+        let (lookup_tx, lookup_rx) = oneshot::channel();
+        let (fresh_tx, fresh_rx) = mpsc::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let worker = {
+            let shared = Arc::clone(shared);
+            let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+            move || shared.serve(&scopes, lookup_tx, fresh_rx, done_tx)
+        };
+        if let Err(error) = blocking::spawn(worker) {
+            tracing::warn!(%error, "no thread for the token cache; asking the credential");
+            return self.inner.get_token(scopes, options).await;
+        }
+        match lookup_rx.await {
+            Ok(Lookup::Hit(token)) => Ok(token),
+            Ok(Lookup::Miss) => {
+                // On an error `fresh_tx` is dropped: the worker releases the lock unsaved.
+                let token = self.inner.get_token(scopes, options).await?;
+                let entry = shared.entry_for(scopes, &token);
+                if fresh_tx.send(entry).is_ok() {
+                    // Wait for the save, so the next request, here or elsewhere, hits.
+                    let _ = done_rx.await;
+                }
+                Ok(token)
+            }
+            Ok(Lookup::Unusable) | Err(oneshot::Canceled) => {
+                self.inner.get_token(scopes, options).await
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// The worker: runs on its own thread, holds the cache lock from the lookup until the
+    /// new token is saved (or the request failed or was dropped).
+    fn serve(
+        &self,
+        scopes: &[String],
+        lookup: oneshot::Sender<Lookup>,
+        fresh: mpsc::Receiver<AccessTokenEntry>,
+        done: oneshot::Sender<()>,
+    ) {
+        let scope_list = scopes.join(" ");
+        let started = Instant::now();
+        let mut access = match self.plugin.begin() {
+            Ok(access) => access,
+            Err(error) => {
+                tracing::warn!(%error, scopes = %scope_list, "token cache unusable; asking the credential");
+                let _ = lookup.send(Lookup::Unusable);
+                return;
+            }
+        };
+        let waited = started.elapsed();
+        if waited > SLOW_LOCK_WAIT {
+            tracing::info!(
+                waited_ms = waited.as_millis() as u64,
+                "waited for the token cache lock held by another process or thread"
+            );
+        }
+        let (mut document, writable) = self.document(access.data());
+        let now = unix_now();
+        let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let query = AccessTokenQuery::app_only(
+            &self.environment,
+            &self.identity.client_id,
+            &self.identity.tenant_id,
+            &scope_refs,
+        );
+        let valid_after = now.saturating_add(self.refresh_margin.as_secs());
+        let hit = document
+            .find_access_token(&query, valid_after)
+            .filter(|entry| entry.refresh_on.is_none_or(|at| at > now))
+            .and_then(|entry| {
+                let expires_on =
+                    OffsetDateTime::from_unix_timestamp(entry.expires_on as i64).ok()?;
+                Some((
+                    entry.expires_on,
+                    AccessToken::new(entry.secret.expose().to_owned(), expires_on),
+                ))
+            });
+        if let Some((expires_on, token)) = hit {
+            // Nothing changed: commit only releases the lock.
+            if let Err(error) = access.commit() {
+                tracing::warn!(%error, "releasing the token cache lock failed");
+            }
+            tracing::debug!(
+                scopes = %scope_list,
+                expires_in_s = expires_on.saturating_sub(now),
+                "token cache hit"
+            );
+            let _ = lookup.send(Lookup::Hit(token));
+            return;
+        }
+        tracing::debug!(scopes = %scope_list, "token cache miss; asking the credential while holding the cache lock");
+        if lookup.send(Lookup::Miss).is_err() {
+            return;
+        }
+        let Ok(entry) = fresh.recv() else {
+            tracing::debug!("no token to cache (the request failed or was dropped)");
+            return;
+        };
+        if !writable {
+            tracing::warn!(
+                "not saving the token cache: its corrupt content could not be kept aside"
+            );
+            let _ = done.send(());
+            return;
+        }
+        document.upsert_access_token(&entry);
+        document.upsert_app_metadata(&AppMetadataEntry {
+            client_id: self.identity.client_id.clone(),
+            environment: self.environment.clone(),
+            family_id: None,
+        });
+        let bytes = document.to_bytes();
+        access.set_data(bytes.clone());
+        match access.commit() {
+            Ok(()) => {
+                tracing::debug!(scopes = %scope_list, len = bytes.len(), "token cache saved");
+                self.remember(bytes, document);
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                "saving the token cache failed; the new token is returned but not shared"
+            ),
+        }
+        let _ = done.send(());
+    }
+
+    /// The document of `data`, parsed only when it changed since the last parse; and
+    /// whether saving over `data` loses nothing.
+    fn document(&self, data: Option<&[u8]>) -> (TokenCacheDocument, bool) {
+        let mut parsed = self
+            .parsed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let (Some(data), Some((bytes, document))) = (data, parsed.as_ref())
+            && bytes.as_slice() == data
+        {
+            return (document.clone(), true);
+        }
+        tracing::debug!(len = data.map(<[u8]>::len), "token cache reloaded");
+        let decoded = decode_or_recover(data, &self.quarantine);
+        if let Some(data) = data
+            && decoded.writable
+        {
+            // Also for a corrupt blob already kept aside: it is not kept twice.
+            *parsed = Some((data.to_vec(), decoded.document.clone()));
+        }
+        (decoded.document, decoded.writable)
+    }
+
+    fn remember(&self, bytes: Vec<u8>, document: TokenCacheDocument) {
+        let mut parsed = self
+            .parsed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *parsed = Some((bytes, document));
+    }
+
+    /// The cache entry for a token the inner credential returned.
+    fn entry_for(&self, scopes: &[&str], token: &AccessToken) -> AccessTokenEntry {
+        let now = unix_now();
+        let expires_on = u64::try_from(token.expires_on.unix_timestamp()).unwrap_or(0);
+        AccessTokenEntry {
+            home_account_id: String::new(),
+            environment: self.environment.clone(),
+            client_id: self.identity.client_id.clone(),
+            realm: self.identity.tenant_id.clone(),
+            target: AccessTokenEntry::target_of(scopes),
+            secret: Secret::new(token.token.secret()),
+            cached_at: now,
+            expires_on,
+            extended_expires_on: None,
+            refresh_on: None,
+            token_type: "Bearer".into(),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn to_azure_error(error: crate::Error) -> azure_core::Error {
+    azure_core::Error::new(azure_core::error::ErrorKind::Credential, error)
+}
