@@ -254,3 +254,24 @@ fn files_and_modes_of_the_file_plugin_and_corrupt_recovery() {
     root_listing.push_str(&listing(&dir));
     assert_snapshot!("files_and_modes", root_listing);
 }
+
+#[test]
+fn secret_service_attributes_and_labels_of_each_profile() {
+    // What each profile writes to the keyring, for the default cache name and the CAE
+    // variant the SDKs use: attribute sets and labels are how other SDKs find the item.
+    let mut out = String::new();
+    for profile in identity_cache_persistence::KeyringProfile::ALL {
+        for name in ["msal.cache", "msal.cache.cae"] {
+            out.push_str(&format!(
+                "[{} / {name}]\nlabel = {:?}\n",
+                profile.as_str(),
+                profile.label(name)
+            ));
+            for (key, value) in profile.attributes(name) {
+                out.push_str(&format!("{key} = {value:?}\n"));
+            }
+            out.push('\n');
+        }
+    }
+    assert_snapshot!("secret_service_profiles", out);
+}
