@@ -8,6 +8,7 @@ use crate::{
     file::FilePersistence,
     name::validate_name,
     persistence::CachePersistence,
+    platform::KeychainAccount,
     secret_service::KeyringProfile,
 };
 
@@ -38,6 +39,9 @@ pub struct TokenCachePersistenceOptions {
     /// `unix:path=/run/user/1000/bus`. `None` means the session bus
     /// (`DBUS_SESSION_BUS_ADDRESS`). For tests and containers. Ignored elsewhere.
     pub dbus_address: Option<String>,
+    /// macOS: the Keychain account of the item, that is, which SDK's cache to share.
+    /// Default: the JS and Python constant, see [`KeychainAccount`]. Ignored elsewhere.
+    pub keychain_account: KeychainAccount,
 }
 
 impl Default for TokenCachePersistenceOptions {
@@ -49,6 +53,7 @@ impl Default for TokenCachePersistenceOptions {
             directory: None,
             keyring_profile: KeyringProfile::default(),
             dbus_address: None,
+            keychain_account: KeychainAccount::default(),
         }
     }
 }
@@ -93,6 +98,11 @@ pub fn default_directory() -> Result<PathBuf> {
 ///   [`SecretServicePersistence`](crate::SecretServicePersistence) with
 ///   [`keyring_profile`](TokenCachePersistenceOptions::keyring_profile), after its
 ///   validation probe passed (a separate item written, read back and deleted).
+/// - macOS (feature `keychain`): a [`KeychainPersistence`](crate::platform) item with
+///   [`keychain_account`](TokenCachePersistenceOptions::keychain_account), after its
+///   validation probe passed.
+/// - Windows (feature `dpapi`): a DPAPI-encrypted file (current user, no entropy) at the
+///   cache path, after an encryption round trip.
 /// - The secure storage fails its probe, or this platform or build has none: without
 ///   `unsafe_allow_unencrypted_storage`, the probe's typed error (e.g.
 ///   [`StorageUnavailable`](ErrorKind::StorageUnavailable) for "no D-Bus session bus" or
@@ -148,7 +158,33 @@ fn secure_persistence(
 }
 
 /// No secure backend in this build for this platform.
-#[cfg(not(all(target_os = "linux", feature = "secret-service")))]
+/// macOS: the Keychain item, after its validation probe (a separate item).
+#[cfg(all(target_os = "macos", feature = "keychain"))]
+fn secure_persistence(
+    options: &TokenCachePersistenceOptions,
+    path: &std::path::Path,
+) -> Result<Box<dyn CachePersistence>> {
+    let secure = crate::KeychainPersistence::new(path, options.keychain_account)?;
+    secure.validate()?;
+    Ok(Box::new(secure))
+}
+
+/// Windows: the DPAPI-encrypted file, after an in-memory encryption round trip.
+#[cfg(all(windows, feature = "dpapi"))]
+fn secure_persistence(
+    _options: &TokenCachePersistenceOptions,
+    path: &std::path::Path,
+) -> Result<Box<dyn CachePersistence>> {
+    let secure = crate::DpapiPersistence::new(path)?;
+    secure.validate()?;
+    Ok(Box::new(secure))
+}
+
+#[cfg(not(any(
+    all(target_os = "linux", feature = "secret-service"),
+    all(target_os = "macos", feature = "keychain"),
+    all(windows, feature = "dpapi")
+)))]
 fn secure_persistence(
     _options: &TokenCachePersistenceOptions,
     _path: &std::path::Path,
