@@ -1,0 +1,214 @@
+//! The out-of-process broken plugins (`mocks/broken-plugins/*.py`): each is the suite's
+//! example Python plugin with one thing changed, and must be caught through the JSON-lines
+//! protocol by the case named in its docstring (`EXPECTED_CASE = "..."`, next to
+//! `RULE = "..."`). The unchanged example must pass those same cases. Prints the table:
+//! plugin, rule, expected failing case, caught or not.
+//!
+//! Every handle and every worker is a `python3` process (`exec:` plugins).
+
+#[cfg(unix)]
+fn main() {
+    unix::main();
+}
+
+/// The plugins use `fcntl` and the multi-process cases `kill(2)`: Unix only.
+#[cfg(not(unix))]
+fn main() {}
+
+#[cfg(unix)]
+mod unix {
+    use std::{
+        path::{Path, PathBuf},
+        sync::{Arc, Mutex},
+        time::Instant,
+    };
+
+    use conformance::{Config, Outcome, Suite, all_cases, protocol::ExecFactory};
+    use libtest_mimic::{Arguments, Failed, Trial};
+
+    /// One broken plugin program.
+    #[derive(Debug, Clone)]
+    struct Program {
+        name: String,
+        path: PathBuf,
+        rule: String,
+        expected_case: String,
+    }
+
+    struct Row {
+        name: String,
+        rule: String,
+        expected: String,
+        caught: bool,
+        seconds: f64,
+    }
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/broken-plugins");
+    const EXAMPLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../conformance/examples/file_plugin.py"
+    );
+
+    /// `KEY = "value"` from a script's docstring.
+    fn field(text: &str, key: &str) -> Option<String> {
+        text.lines().find_map(|line| {
+            let rest = line.trim().strip_prefix(key)?.trim().strip_prefix('=')?;
+            Some(rest.trim().trim_matches('"').to_string())
+        })
+    }
+
+    fn programs() -> Vec<Program> {
+        let mut found: Vec<Program> = std::fs::read_dir(DIR)
+            .expect("mocks/broken-plugins exists")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "py")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+            })
+            .map(|path| {
+                let text = std::fs::read_to_string(&path).expect("readable script");
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Program {
+                    rule: field(&text, "RULE")
+                        .unwrap_or_else(|| panic!("{name}: no RULE in its docstring")),
+                    expected_case: field(&text, "EXPECTED_CASE")
+                        .unwrap_or_else(|| panic!("{name}: no EXPECTED_CASE in its docstring")),
+                    name,
+                    path,
+                }
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found
+    }
+
+    fn command(script: &Path) -> String {
+        // -B: no __pycache__ beside the scripts.
+        format!(
+            "python3 -B '{}'",
+            script.display().to_string().replace('\'', r"'\''")
+        )
+    }
+
+    fn config() -> Config {
+        let mut config = Config::from_env();
+        if std::env::var_os("CONFORMANCE_SEED").is_none() {
+            config.seed = 7;
+        }
+        config.rerun = "CONFORMANCE_SEED={seed} cargo test -p identity-cache-mocks --test catalogue_protocol -- {case}".into();
+        config
+    }
+
+    /// The outcome of `case` for the plugin run by `command`.
+    fn run(command: String, case: &str) -> Result<Outcome, String> {
+        let factory = Arc::new(ExecFactory::new(command));
+        let suite = Suite::new(factory.clone(), config())
+            .map_err(|e| format!("scratch directory: {e}"))?
+            .with_launcher(factory);
+        let cases: Vec<_> = all_cases().into_iter().filter(|c| c.name == case).collect();
+        if cases.is_empty() {
+            return Err(format!("{case} is not a case of the suite"));
+        }
+        let report = suite.run(&cases);
+        report
+            .case(case)
+            .map(|c| c.outcome.clone())
+            .ok_or_else(|| format!("{case} was not run"))
+    }
+
+    pub fn main() {
+        let args = Arguments::from_args();
+        let rows: Arc<Mutex<Vec<Row>>> = Arc::default();
+        let mut trials = Vec::new();
+        for program in programs() {
+            let rows = Arc::clone(&rows);
+            let p = program.clone();
+            trials.push(Trial::test(
+                format!("caught::{}", program.name),
+                move || {
+                    let started = Instant::now();
+                    let outcome = run(command(&p.path), &p.expected_case)?;
+                    let caught = matches!(outcome, Outcome::Failed(_));
+                    rows.lock().unwrap_or_else(|e| e.into_inner()).push(Row {
+                        name: p.name.clone(),
+                        rule: p.rule.clone(),
+                        expected: p.expected_case.clone(),
+                        caught,
+                        seconds: started.elapsed().as_secs_f64(),
+                    });
+                    if caught {
+                        Ok(())
+                    } else {
+                        Err(Failed::from(format!(
+                            "{} is not caught by {}: {} {:?}",
+                            p.name,
+                            p.expected_case,
+                            outcome.word(),
+                            outcome
+                        )))
+                    }
+                },
+            ));
+            // The unchanged example passes the case that catches the broken one.
+            let p = program;
+            trials.push(Trial::test(
+                format!("control::{}", p.name),
+                move || match run(command(Path::new(EXAMPLE)), &p.expected_case)? {
+                    Outcome::Passed => Ok(()),
+                    other => Err(Failed::from(format!(
+                        "the correct example plugin does not pass {}: {other:?}",
+                        p.expected_case
+                    ))),
+                },
+            ));
+        }
+        let started = Instant::now();
+        let conclusion = libtest_mimic::run(&args, trials);
+        print_table(&rows.lock().unwrap_or_else(|e| e.into_inner()), started);
+        conclusion.exit()
+    }
+
+    fn print_table(rows: &[Row], started: Instant) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut rows: Vec<&Row> = rows.iter().collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        let wp = rows.iter().map(|r| r.name.len()).max().unwrap_or(6).max(6);
+        let we = rows
+            .iter()
+            .map(|r| r.expected.len())
+            .max()
+            .unwrap_or(20)
+            .max(20);
+        println!();
+        println!("out-of-process broken plugins (mocks/broken-plugins, over the protocol):");
+        println!(
+            "{:<wp$}  {:<we$}  {:<10}  {:>6}  rule",
+            "plugin", "expected failing case", "caught", "time"
+        );
+        println!("{}", "-".repeat(wp + we + 30));
+        for r in &rows {
+            println!(
+                "{:<wp$}  {:<we$}  {:<10}  {:>5.1}s  {}",
+                r.name,
+                r.expected,
+                if r.caught { "caught" } else { "NOT CAUGHT" },
+                r.seconds,
+                r.rule
+            );
+        }
+        let caught = rows.iter().filter(|r| r.caught).count();
+        println!(
+            "caught {caught}/{} in {:.1}s",
+            rows.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
