@@ -139,6 +139,24 @@ fn a_file_naming_a_dead_pid_is_recovered_at_once() {
 }
 
 #[test]
+fn a_zero_wait_tries_once_and_still_recovers_a_stale_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("z.lockfile");
+    fs::write(&path, format!("{} gone", dead_pid())).expect("write");
+    let guard = FileLock::new(&path)
+        .acquire(Duration::ZERO)
+        .expect("the stale file is removed and the lock taken");
+    let err = FileLock::new(&path)
+        .acquire(Duration::ZERO)
+        .expect_err("held");
+    assert_eq!(err.kind(), ErrorKind::LockTimeout);
+    drop(guard);
+    FileLock::new(&path)
+        .acquire(Duration::ZERO)
+        .expect("free again");
+}
+
+#[test]
 fn an_empty_file_is_stale_only_after_the_grace_period() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("e.lockfile");

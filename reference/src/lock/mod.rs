@@ -139,6 +139,7 @@ impl FileLock {
         local.yield_if_owed(deadline, || std::fs::symlink_metadata(&self.path).is_ok());
         let mut pause = Pause::new();
         let mut waited = false;
+        let mut retried_late = false;
         let mut seen = Seen::Nothing;
         loop {
             match create_new(&self.path) {
@@ -161,8 +162,11 @@ impl FileLock {
                         .map_err(|e| Error::io("inspect lock file", &self.path, e))?
                     {
                         Probe::Vanished | Probe::Removed(_) => {
-                            // Gone: create again at once, unless time is up.
-                            if Instant::now() < deadline {
+                            // Gone: create again at once. Past the deadline only once, so
+                            // that a zero wait still takes a lock whose stale file it just
+                            // removed.
+                            if Instant::now() < deadline || !retried_late {
+                                retried_late |= Instant::now() >= deadline;
                                 pause.reset();
                                 continue;
                             }
