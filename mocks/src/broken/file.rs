@@ -51,6 +51,9 @@ pub enum Flaw {
     /// `save` writes the new blob over the old one in place, in 16-byte writes, and cuts the
     /// file to length afterwards: no temporary file, no rename, no fsync.
     NoRename,
+    /// [`Flaw::NoRename`] on a small store: it declares (and enforces) a `max_size` of
+    /// [`SMALL_STORE`] bytes, and writes one byte at a time.
+    NoRenameSmallStore,
     /// `lock` creates `<name>.lockfile` with `O_EXCL` and removes it on release; the file
     /// names no holder and nothing recovers it when the holder dies.
     ExclLockNoRecovery,
@@ -75,6 +78,7 @@ impl Flaw {
     pub const ALL: &'static [Flaw] = &[
         Flaw::TruncateInPlace,
         Flaw::NoRename,
+        Flaw::NoRenameSmallStore,
         Flaw::ExclLockNoRecovery,
         Flaw::ProcessLocalLock,
         Flaw::RacyRecovery,
@@ -109,6 +113,12 @@ impl Flaw {
                 "file_save_without_rename",
                 "a save killed half-way leaves the old or the new blob whole (save writes in place, without fsync or an atomic rename)",
                 "crash::kill_during_save_racing_reader",
+                &[],
+            ),
+            Flaw::NoRenameSmallStore => s(
+                "file_small_save_without_rename",
+                "a save killed half-way leaves the old or the new blob whole (save writes in place, a byte at a time, without fsync or an atomic rename; small blobs make the saves quick, so a kill early in a run of saves lands in a write)",
+                "crash::kill_during_save_leaves_whole_blob",
                 &[],
             ),
             Flaw::ExclLockNoRecovery => s(
@@ -159,6 +169,7 @@ impl Flaw {
             self,
             Flaw::TruncateInPlace
                 | Flaw::NoRename
+                | Flaw::NoRenameSmallStore
                 | Flaw::ExclLockNoRecovery
                 | Flaw::ProcessLocalLock
                 | Flaw::RacyRecovery
@@ -183,6 +194,9 @@ impl fmt::Debug for BrokenFile {
             .finish()
     }
 }
+
+/// The `max_size` of [`Flaw::NoRenameSmallStore`].
+pub const SMALL_STORE: usize = 16 * 1024;
 
 /// Size of the writes of the in-place savers: small pieces, as a serializer writing
 /// straight to an unbuffered `File` hands them over.
@@ -408,7 +422,12 @@ impl CachePersistence for BrokenFile {
         Description::new(
             "file-broken",
             self.path.display().to_string(),
-            Capabilities::full_plaintext(),
+            match self.flaw {
+                Flaw::NoRenameSmallStore => {
+                    Capabilities::full_plaintext().max_size(Some(SMALL_STORE))
+                }
+                _ => Capabilities::full_plaintext(),
+            },
         )
     }
 
@@ -442,6 +461,19 @@ impl CachePersistence for BrokenFile {
         match self.flaw {
             Flaw::TruncateInPlace => self.save_in_place(data, true, true, CHUNK)?,
             Flaw::NoRename => self.save_in_place(data, false, false, CHUNK)?,
+            Flaw::NoRenameSmallStore => {
+                if data.len() > SMALL_STORE {
+                    return Err(Error::new(
+                        ErrorKind::TooLarge,
+                        format!(
+                            "a blob of {} bytes is larger than the {SMALL_STORE} bytes {} accepts",
+                            data.len(),
+                            self.path.display()
+                        ),
+                    ));
+                }
+                self.save_in_place(data, false, false, 1)?
+            }
             _ => self.save_atomic(data)?,
         }
         if self.flaw == Flaw::ProcessLocalToken {
