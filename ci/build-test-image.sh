@@ -113,6 +113,8 @@ tar --numeric-owner -C "$rootfs" -c . | docker import \
     --message "identity-cache libsecret test image, Debian $suite" \
     - "$image" >/dev/null
 step "docker import"
+rm -rf "$rootfs"
+step "removed the rootfs"
 
 # Prove the image before anyone relies on it: the entrypoint must reach readiness and
 # a secret must round-trip inside. A broken image is removed rather than left tagged.
