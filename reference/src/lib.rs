@@ -29,6 +29,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "azure")]
+pub mod azure;
 mod cache_plugin;
 mod error;
 mod file;
@@ -36,12 +38,10 @@ pub mod lock;
 mod name;
 mod options;
 mod persistence;
-#[cfg(feature = "token-cache")]
-pub mod token_cache;
-#[cfg(feature = "azure")]
-pub mod azure;
 pub mod platform;
 pub mod secret_service;
+#[cfg(feature = "token-cache")]
+pub mod token_cache;
 
 pub use cache_plugin::{CacheAccess, CachePlugin};
 pub use error::{BoxError, Error, ErrorKind, Result};

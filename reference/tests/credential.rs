@@ -318,13 +318,13 @@ fn a_second_process_gets_the_cached_token_without_a_request() {
 
 #[test]
 fn a_token_near_expiry_is_refreshed_once() {
-    // Valid for the refresh margin (300 s) plus 2 s: a hit for 2 s, then due.
-    let server = TokenServer::start(302, Duration::ZERO);
+    // Valid for the refresh margin (300 s) plus 3 s: a hit for 2 s at least, then due.
+    let server = TokenServer::start(303, Duration::ZERO);
     let dir = tempfile::tempdir().expect("tempdir");
     let first = run_worker(&server, dir.path());
     assert_eq!(run_worker(&server, dir.path()), first, "still fresh");
     assert_eq!(server.requests(), 1);
-    thread::sleep(Duration::from_millis(3100));
+    thread::sleep(Duration::from_millis(4100));
     server.expires_in.store(3600, Ordering::SeqCst);
     let refreshed = run_worker(&server, dir.path());
     assert_ne!(refreshed, first);
