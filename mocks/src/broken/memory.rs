@@ -139,6 +139,8 @@ pub enum Flaw {
     LimitOffByOne,
     /// `load` of damaged data answers `None`, as if nothing were stored.
     CorruptAsAbsent,
+    /// `load` of damaged data replaces it with an empty blob and answers that.
+    CorruptReplacedByEmpty,
     /// `load` of damaged data answers `CorruptData` and removes the data.
     CorruptRemoved,
     /// The factory accepts every name, `..` and `/` included.
@@ -199,6 +201,7 @@ impl Flaw {
         Flaw::OversizeClearsFirst,
         Flaw::LimitOffByOne,
         Flaw::CorruptAsAbsent,
+        Flaw::CorruptReplacedByEmpty,
         Flaw::CorruptRemoved,
         Flaw::NamesUnchecked,
         Flaw::SwallowsSaveErrors,
@@ -481,6 +484,12 @@ impl Flaw {
                 "input::corrupt_is_corrupt_data",
                 &["input::corrupt_left_in_place"],
             ),
+            Flaw::CorruptReplacedByEmpty => s(
+                "memory_corrupt_replaced_by_empty",
+                "load of corrupt stored data fails with CorruptData and leaves it (not silently replaced by an empty store)",
+                "input::corrupt_is_corrupt_data",
+                &["input::corrupt_left_in_place"],
+            ),
             Flaw::CorruptRemoved => s(
                 "memory_corrupt_removed",
                 "corrupt stored data is left in place by load",
@@ -730,6 +739,13 @@ impl CachePersistence for BrokenMemory {
             Flaw::EmptyAsAbsent => Ok(self.inner.load()?.filter(|b| !b.is_empty())),
             Flaw::CorruptAsAbsent => match self.inner.load() {
                 Err(e) if e.kind() == ErrorKind::CorruptData => Ok(None),
+                other => other,
+            },
+            Flaw::CorruptReplacedByEmpty => match self.inner.load() {
+                Err(e) if e.kind() == ErrorKind::CorruptData => {
+                    self.inner.save(b"")?;
+                    Ok(Some(Vec::new()))
+                }
                 other => other,
             },
             Flaw::CorruptRemoved => match self.inner.load() {
