@@ -67,10 +67,11 @@ fn main() {
     for plugin in broken::catalogue() {
         trials.push(caught_trial(plugin, Arc::clone(&rows)));
     }
-    trials.push(Trial::test(
-        "catalogue::readme_lists_the_gaps",
-        readme_lists_gaps,
-    ));
+    // The gaps are those of the whole catalogue, whose file family is Unix only.
+    trials.push(
+        Trial::test("catalogue::readme_lists_the_gaps", readme_lists_gaps)
+            .with_ignored_flag(!cfg!(unix)),
+    );
     let started = Instant::now();
     let conclusion = libtest_mimic::run(&args, trials);
     print_table(

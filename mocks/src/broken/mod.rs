@@ -32,8 +32,8 @@
 //!
 //! let all = broken::catalogue();
 //! assert!(all.len() >= 15);
-//! let torn = broken::find("file_truncate_in_place").expect("in the catalogue");
-//! assert_eq!(torn.expected_case, "concurrency::no_torn_reads_threads");
+//! let no_op = broken::find("memory_no_op_lock").expect("in the catalogue");
+//! assert_eq!(no_op.expected_case, "lock::excludes_other_handle");
 //! ```
 
 pub mod file;
@@ -108,7 +108,7 @@ impl fmt::Debug for BrokenPlugin {
 }
 
 /// Every broken plugin, each with a factory of its own (a fresh store for the in-memory
-/// ones).
+/// ones). The file family is included on Unix only.
 pub fn catalogue() -> Vec<BrokenPlugin> {
     let memory = memory::Flaw::ALL.iter().map(|&flaw| {
         BrokenPlugin::from_spec(
@@ -117,7 +117,9 @@ pub fn catalogue() -> Vec<BrokenPlugin> {
             Arc::new(memory::MemoryFactory::new(flaw)),
         )
     });
-    let file = file::Flaw::ALL.iter().map(|&flaw| {
+    // The file family locks with flock(2) and checks Unix modes: Unix only.
+    let file_flaws: &[file::Flaw] = if cfg!(unix) { file::Flaw::ALL } else { &[] };
+    let file = file_flaws.iter().map(|&flaw| {
         BrokenPlugin::from_spec(
             flaw.spec(),
             flaw.multi_process(),
@@ -136,18 +138,19 @@ pub fn find(name: &str) -> Option<BrokenPlugin> {
 }
 
 /// The families' controls: the same plugins with nothing changed, which must pass every
-/// case that applies. Their `expected_case` is empty.
+/// case that applies. Their `expected_case` is empty. The file family's is Unix only.
 pub fn controls() -> Vec<BrokenPlugin> {
-    vec![
-        BrokenPlugin::from_spec(
-            memory::Flaw::None.spec(),
-            false,
-            Arc::new(memory::MemoryFactory::new(memory::Flaw::None)),
-        ),
-        BrokenPlugin::from_spec(
+    let mut controls = vec![BrokenPlugin::from_spec(
+        memory::Flaw::None.spec(),
+        false,
+        Arc::new(memory::MemoryFactory::new(memory::Flaw::None)),
+    )];
+    if cfg!(unix) {
+        controls.push(BrokenPlugin::from_spec(
             file::Flaw::None.spec(),
             true,
             Arc::new(file::FileFlawFactory::new(file::Flaw::None)),
-        ),
-    ]
+        ));
+    }
+    controls
 }
