@@ -397,6 +397,9 @@ fn a_directory_at_the_lock_path_is_an_error_not_a_wait() {
     assert!(Path::new(&path).is_dir());
 }
 
+#[path = "python/venv.rs"]
+mod venv;
+
 /// Interop with the lock files of Python `msal-extensions` (both variants) and MSAL Node
 /// (emulated), with the real package from PyPI in a throwaway virtual environment.
 mod python_interop {
@@ -405,10 +408,7 @@ mod python_interop {
         io::{BufRead, BufReader},
         path::{Path, PathBuf},
         process::{Child, Command, Stdio},
-        sync::{
-            OnceLock,
-            mpsc::{Receiver, channel},
-        },
+        sync::mpsc::{Receiver, channel},
         time::{Duration, Instant, SystemTime},
     };
 
@@ -416,67 +416,7 @@ mod python_interop {
 
     const LONG: Duration = Duration::from_secs(20);
 
-    /// The venv's python, or `None` (after printing why) when it cannot be made outside CI.
-    fn python() -> Option<&'static Path> {
-        static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
-        PYTHON
-            .get_or_init(|| match make_venv() {
-                Ok(python) => Some(python),
-                Err(why) if std::env::var_os("CI").is_some() => {
-                    panic!("CI is set, and the Python interop venv could not be made: {why}")
-                }
-                Err(why) => {
-                    eprintln!("SKIP python interop: {why}");
-                    None
-                }
-            })
-            .as_deref()
-    }
-
-    /// Makes `target/tmp/py-interop-venv` with msal-extensions and portalocker, once:
-    /// a `ready` marker says it is complete, and an OS lock on a file beside it keeps
-    /// test processes running at the same time from building it twice.
-    fn make_venv() -> Result<PathBuf, String> {
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let venv = base.join("py-interop-venv");
-        let python = venv.join("bin").join("python");
-        let ready = venv.join("ready");
-        fs::create_dir_all(base).map_err(|e| e.to_string())?;
-        let guard =
-            fs::File::create(base.join("py-interop-venv.setup-lock")).map_err(|e| e.to_string())?;
-        guard.lock().map_err(|e| e.to_string())?;
-        if ready.exists() {
-            return Ok(python);
-        }
-        let _ = fs::remove_dir_all(&venv);
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "msal-extensions[portalocker]>=1.3,<2",
-        ]))?;
-        run(Command::new(&python).args([
-            "-c",
-            "import msal_extensions.cache_lock, msal_extensions.filelock",
-        ]))?;
-        fs::write(&ready, "").map_err(|e| e.to_string())?;
-        Ok(python)
-    }
-
-    fn run(command: &mut Command) -> Result<(), String> {
-        let out = command.output().map_err(|e| format!("{command:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{command:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    }
+    use super::venv::python;
 
     fn script() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/msal_lock.py")

@@ -4,6 +4,9 @@
 //! It is the venv `tests/lock.rs` builds (same directory, ready marker and setup lock), so
 //! whichever target runs first builds it and the others reuse it.
 
+// Each test target that includes this file uses a part of it.
+#![allow(dead_code)]
+
 use std::{
     fs,
     path::{Path, PathBuf},
