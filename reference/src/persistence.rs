@@ -94,47 +94,34 @@ pub trait CachePersistence: Send + Sync + fmt::Debug {
     fn lock(&self, wait: Duration) -> Result<LockGuard>;
 }
 
-impl<T: CachePersistence + ?Sized> CachePersistence for Box<T> {
-    fn describe(&self) -> Description {
-        (**self).describe()
-    }
-    fn load(&self) -> Result<Option<Vec<u8>>> {
-        (**self).load()
-    }
-    fn save(&self, data: &[u8]) -> Result<()> {
-        (**self).save(data)
-    }
-    fn delete(&self) -> Result<bool> {
-        (**self).delete()
-    }
-    fn version(&self) -> Result<Option<ChangeToken>> {
-        (**self).version()
-    }
-    fn lock(&self, wait: Duration) -> Result<LockGuard> {
-        (**self).lock(wait)
-    }
+/// Smart pointers to a persistence are persistences, so `Box<dyn CachePersistence>` and
+/// `Arc<dyn CachePersistence>` can be passed wherever a plugin is expected.
+macro_rules! forward_through_pointer {
+    ($($pointer:ident),+) => {$(
+        impl<T: CachePersistence + ?Sized> CachePersistence for $pointer<T> {
+            fn describe(&self) -> Description {
+                (**self).describe()
+            }
+            fn load(&self) -> Result<Option<Vec<u8>>> {
+                (**self).load()
+            }
+            fn save(&self, data: &[u8]) -> Result<()> {
+                (**self).save(data)
+            }
+            fn delete(&self) -> Result<bool> {
+                (**self).delete()
+            }
+            fn version(&self) -> Result<Option<ChangeToken>> {
+                (**self).version()
+            }
+            fn lock(&self, wait: Duration) -> Result<LockGuard> {
+                (**self).lock(wait)
+            }
+        }
+    )+};
 }
 
-impl<T: CachePersistence + ?Sized> CachePersistence for Arc<T> {
-    fn describe(&self) -> Description {
-        (**self).describe()
-    }
-    fn load(&self) -> Result<Option<Vec<u8>>> {
-        (**self).load()
-    }
-    fn save(&self, data: &[u8]) -> Result<()> {
-        (**self).save(data)
-    }
-    fn delete(&self) -> Result<bool> {
-        (**self).delete()
-    }
-    fn version(&self) -> Result<Option<ChangeToken>> {
-        (**self).version()
-    }
-    fn lock(&self, wait: Duration) -> Result<LockGuard> {
-        (**self).lock(wait)
-    }
-}
+forward_through_pointer!(Box, Arc);
 
 /// An opaque token that changes whenever the stored blob changes.
 ///
