@@ -295,6 +295,39 @@ impl PrivateKeyring {
         }
         self.start_daemon();
     }
+
+    /// `secret-tool lookup` (libsecret) of `attributes`: the secret, or `None` when it
+    /// finds nothing.
+    pub fn secret_tool_lookup(&self, attributes: &[(&str, &str)]) -> Option<Vec<u8>> {
+        let mut command = self.command("secret-tool");
+        command.arg("lookup");
+        for (k, v) in attributes {
+            command.args([*k, *v]);
+        }
+        let output = command.output().expect("run secret-tool");
+        output.status.success().then_some(output.stdout)
+    }
+
+    /// `secret-tool store --label=LABEL ATTRIBUTES…` of `secret` (libsecret).
+    pub fn secret_tool_store(&self, label: &str, attributes: &[(&str, &str)], secret: &[u8]) {
+        let mut command = self.command("secret-tool");
+        command.args(["store", &format!("--label={label}")]);
+        for (k, v) in attributes {
+            command.args([*k, *v]);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run secret-tool");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(secret)
+            .expect("write the secret");
+        let status = child.wait().expect("wait for secret-tool");
+        assert!(status.success(), "secret-tool store: {status}");
+    }
 }
 
 impl Drop for PrivateKeyring {
