@@ -54,10 +54,15 @@ else
 fi
 
 [[ $(id -u) == 0 ]] || die "debootstrap needs root; run this script as root"
-if ! command -v debootstrap >/dev/null; then
-    echo "build-test-image: installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-    step "installed debootstrap"
+# debian-archive-keyring: debootstrap checks the Debian mirror's signatures with it; it is
+# there on Debian, but not on Ubuntu (GitHub's runners).
+tools=()
+command -v debootstrap >/dev/null || tools+=(debootstrap)
+[[ -e /usr/share/keyrings/debian-archive-keyring.gpg ]] || tools+=(debian-archive-keyring)
+if ((${#tools[@]})); then
+    echo "build-test-image: installing ${tools[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tools[@]}" >/dev/null
+    step "installed ${tools[*]}"
 fi
 
 # The host's suite and mirror: the image then matches what the host tests run against.
