@@ -206,12 +206,12 @@ impl fmt::Debug for InMemoryStore {
 /// What it declares ([`describe`](CachePersistence::describe)): backend `"memory"`,
 /// location `"memory:<name>"`, and
 ///
-/// - `cross_process_lock: false`, `shared_across_processes: false`: another process has
-///   its own memory, so it can neither see the blob nor be excluded by the lock. The
-///   lock still works within the process: [`Capabilities`] has no way yet to declare a
-///   lock that excludes handles and threads but not processes, and a checker that reads
-///   `cross_process_lock: false` as "no lock at all" expects `NotSupported` from `lock`.
-///   Code under test that locks needs a lock that works, so this plugin provides one.
+/// - `shared_across_processes: false`: another process has its own memory, so it cannot
+///   see the blob; the multi-process checks do not apply.
+/// - `cross_process_lock: true`: the lock excludes every holder that can reach the slot,
+///   which here is every handle and thread of this process (see
+///   [`Capabilities::cross_process_lock`]). Code under test that locks needs a lock that
+///   works, so this plugin provides one.
 /// - `change_detection: true`.
 /// - `encrypts_at_rest: false`. Nothing reaches the disk, so the check behind this flag
 ///   ("no plaintext under the plugin's directory") would pass, but the flag promises more
@@ -321,7 +321,7 @@ impl CachePersistence for InMemoryPersistence {
             format!("memory:{}", self.slot.name),
             Capabilities::full_plaintext()
                 .encrypts_at_rest(false)
-                .cross_process_lock(false)
+                .cross_process_lock(true)
                 .shared_across_processes(false)
                 .change_detection(true)
                 .max_size(self.max_size),

@@ -51,7 +51,7 @@ fn main() {
             "control::in_memory_persistence",
             Arc::new(InMemory::default()),
             None,
-            in_memory_gap(),
+            Expectations::none(),
         ),
     ];
     for control in broken::controls() {
@@ -153,19 +153,6 @@ fn control_trial(
             .into())
         }
     })
-}
-
-/// The correct [`InMemoryPersistence`] declares `cross_process_lock: false` but has a lock
-/// (see its documentation): the capability gap is reported as a known gap, not hidden.
-///
-/// [`InMemoryPersistence`]: identity_cache_mocks::InMemoryPersistence
-fn in_memory_gap() -> Expectations {
-    Expectations::parse(
-        "[known_gaps]\n\
-         \"lock::refused_when_not_declared\" = \"InMemoryPersistence locks within its process but cannot declare that: Capabilities has no lock scope yet\"\n\
-         \"model::sequences_match_model\" = \"the model expects NotSupported from lock, as cross_process_lock is false (the same capability gap)\"\n",
-    )
-    .expect("valid expectations")
 }
 
 /// The correct in-memory plugin, as a factory with its store's hooks.

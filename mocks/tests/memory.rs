@@ -391,7 +391,10 @@ fn describes_itself_as_a_process_local_unencrypted_plugin() {
     assert_eq!(description.backend, "memory");
     assert_eq!(description.location, "memory:msal.cache");
     let caps = description.capabilities;
-    assert!(!caps.cross_process_lock);
+    assert!(
+        caps.cross_process_lock,
+        "its lock excludes every holder that can reach the slot"
+    );
     assert!(!caps.shared_across_processes);
     assert!(caps.change_detection);
     assert!(!caps.encrypts_at_rest);

@@ -46,7 +46,7 @@ pub mod token_cache;
 pub use cache_plugin::{CacheAccess, CachePlugin};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use file::FilePersistence;
-pub use name::validate_name;
+pub use name::{MAX_NAME_LEN, validate_name};
 pub use options::{TokenCachePersistenceOptions, default_directory, persistence_for};
 pub use persistence::{
     CachePersistence, Capabilities, ChangeToken, Description, HeldLock, LockGuard,

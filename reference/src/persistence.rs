@@ -182,7 +182,12 @@ pub struct Capabilities {
     /// The blob is encrypted at rest (keyring, DPAPI); nothing under the plugin's
     /// directory contains it in plaintext.
     pub encrypts_at_rest: bool,
-    /// [`CachePersistence::lock`] excludes other processes, not only other handles.
+    /// [`CachePersistence::lock`] works and excludes every holder that can reach the slot:
+    /// other handles and threads, and other processes when the slot is
+    /// [`shared_across_processes`](Self::shared_across_processes). A plugin whose slot
+    /// only its own process can reach (in memory) declares `true` when its lock excludes
+    /// that process's handles and threads. `false` means there is no lock at all, and
+    /// `lock` answers [`NotSupported`](crate::ErrorKind::NotSupported).
     pub cross_process_lock: bool,
     /// [`CachePersistence::version`] is supported.
     pub change_detection: bool,
