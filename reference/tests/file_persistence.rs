@@ -1,5 +1,8 @@
 //! `FilePersistence` on real files: round trips, modes, atomic replacement, change tokens,
 //! and typed errors that leave the stored data alone.
+//!
+//! Unix only: modes, FIFOs, `chattr` and tmpfs are how these faults are made for real.
+#![cfg(unix)]
 
 use std::{
     collections::HashSet,

@@ -28,8 +28,11 @@ fn defaults_mirror_the_azure_sdks() {
     assert_eq!(options.dbus_address, None, "the session bus");
     let dir = default_directory().expect("a home directory");
     assert!(dir.ends_with(".IdentityService"), "{}", dir.display());
-    let home = std::env::home_dir().expect("home");
-    assert_eq!(dir, home.join(".IdentityService"));
+    #[cfg(windows)]
+    let root = std::path::PathBuf::from(std::env::var_os("LOCALAPPDATA").expect("LOCALAPPDATA"));
+    #[cfg(not(windows))]
+    let root = std::env::home_dir().expect("home");
+    assert_eq!(dir, root.join(".IdentityService"));
 }
 
 #[test]
