@@ -15,7 +15,7 @@
 //!   for everything one process can show: byte-exact round trips, deletes, names, change
 //!   tokens, the lock between handles and threads, secrets in Debug, logs and errors, size
 //!   limits, corrupt data, storage faults.
-//! - [`file`]: a small file plugin, for what needs files and other processes: torn and
+//! - [`file`](mod@file): a small file plugin, for what needs files and other processes: torn and
 //!   killed saves, locks of dead holders, process-local locks and tokens, file modes.
 //!
 //! Each family has a control ([`memory::Flaw::None`], [`file::Flaw::None`]) that changes
