@@ -2,16 +2,19 @@
 """Writes BENCHMARKS.md from criterion's estimates and the bench log.
 
 Convention: in each criterion group, benchmark ids whose function name starts with
-"baseline" are baselines; every other benchmark is compared with the baselines of the
+"baseline" (or names the reference tool, "secret-tool ...") are baselines; every other benchmark is compared with the baselines of the
 same parameter (e.g. save/FilePersistence/2KiB against save/baseline/2KiB). Lines of the
-bench log that start with "RESULT " (printed by the non-criterion benches, such as the
-multi-process contention run) are copied as they are.
+bench log that start with "RESULT " or "lock_contention/summary" (printed by the
+non-criterion benches, such as the multi-process contention runs) are copied as they are.
 """
 import json
 import pathlib
 import platform
 import subprocess
 import sys
+
+
+BASELINE_PREFIXES = ("baseline", "secret-tool")
 
 
 def mean_ns(bench_dir: pathlib.Path) -> float:
@@ -58,7 +61,7 @@ def main() -> int:
     rows = list(benchmarks(criterion))
     baselines = {(g, p): [] for g, _, p, _ in rows}
     for g, f, p, ns in rows:
-        if f.startswith("baseline"):
+        if f.startswith(BASELINE_PREFIXES):
             baselines[(g, p)].append((f, ns))
     out = [
         "# Benchmarks",
@@ -73,13 +76,17 @@ def main() -> int:
         "|---|---|---|---|---|---|---|",
     ]
     for g, f, p, ns in rows:
-        if f.startswith("baseline"):
+        if f.startswith(BASELINE_PREFIXES):
             continue
         for base_name, base_ns in baselines.get((g, p), []) or [("—", None)]:
             ratio = f"{ns / base_ns:.2f}x" if base_ns else "—"
             base = fmt(base_ns) if base_ns else "—"
             out.append(f"| {g} | {f} | {p} | {fmt(ns)} | {base_name} | {base} | {ratio} |")
-    results = [line[len("RESULT "):] for line in log.splitlines() if line.startswith("RESULT ")]
+    results = [
+        line.removeprefix("RESULT ")
+        for line in log.splitlines()
+        if line.startswith(("RESULT ", "lock_contention/summary"))
+    ]
     if results:
         out += ["", "## Multi-process and whole-suite runs", ""]
         out += [f"- {r}" for r in results]
