@@ -12,7 +12,6 @@
 mod secret_service_support;
 
 use std::{
-    fs,
     io::Write,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -21,6 +20,10 @@ use std::{
 
 use identity_cache_persistence::{CachePersistence, KeyringProfile, SecretServicePersistence};
 use secret_service_support::{PrivateKeyring, in_ci, keyring_or_skip};
+use venv::run;
+
+#[path = "python/venv.rs"]
+mod venv;
 
 /// Debian's interpreter, the one PyGObject is installed for.
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
@@ -100,8 +103,8 @@ fn python() -> Option<&'static Path> {
         .as_deref()
 }
 
-/// Makes `target/tmp/py-libsecret-venv` once (a `ready` marker says it is complete; an OS
-/// lock keeps concurrent test processes from building it twice).
+/// Makes `target/tmp/py-libsecret-venv` once, on the system python so that Debian's
+/// PyGObject is visible (`--system-site-packages`).
 fn make_venv() -> Result<PathBuf, String> {
     if !Path::new(SYSTEM_PYTHON).exists() {
         return Err(format!(
@@ -115,43 +118,12 @@ fn make_venv() -> Result<PathBuf, String> {
     .map_err(|e| {
         format!("PyGObject's libsecret is missing: install python3-gi gir1.2-secret-1 ({e})")
     })?;
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let venv = base.join("py-libsecret-venv");
-    let python = venv.join("bin").join("python");
-    let ready = venv.join("ready");
-    fs::create_dir_all(base).map_err(|e| e.to_string())?;
-    let guard =
-        fs::File::create(base.join("py-libsecret-venv.setup-lock")).map_err(|e| e.to_string())?;
-    guard.lock().map_err(|e| e.to_string())?;
-    if !ready.exists() {
-        let _ = fs::remove_dir_all(&venv);
-        run(Command::new(SYSTEM_PYTHON)
-            .args(["-m", "venv", "--system-site-packages"])
-            .arg(&venv))?;
-        run(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "msal-extensions>=1.3,<2",
-        ]))?;
-        fs::write(&ready, "").map_err(|e| e.to_string())?;
-    }
-    run(Command::new(&python).args(["-c", "import gi, msal_extensions.libsecret"]))?;
-    Ok(python)
-}
-
-fn run(command: &mut Command) -> Result<Vec<u8>, String> {
-    let out = command.output().map_err(|e| format!("{command:?}: {e}"))?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(format!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    venv::build(
+        "py-libsecret-venv",
+        Command::new(SYSTEM_PYTHON).args(["-m", "venv", "--system-site-packages"]),
+        "msal-extensions>=1.3,<2",
+        "import gi, msal_extensions.libsecret",
+    )
 }
 
 /// Runs `script` with `args` on the keyring's bus, `input` on stdin; its stdout, or `None`

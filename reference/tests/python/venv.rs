@@ -33,34 +33,49 @@ pub fn python() -> Option<&'static Path> {
 }
 
 /// Makes `target/tmp/py-interop-venv` with msal-extensions (which brings msal) and
-/// portalocker, once: a `ready` marker says it is complete, and an OS lock on a file
-/// beside it keeps test processes running at the same time from building it twice.
+/// portalocker.
 fn make_venv() -> Result<PathBuf, String> {
+    build(
+        "py-interop-venv",
+        Command::new("python3").args(["-m", "venv"]),
+        "msal-extensions[portalocker]>=1.3,<2",
+        "import msal, msal_extensions.cache_lock, msal_extensions.filelock",
+    )
+}
+
+/// Makes the venv `target/tmp/<name>` once with `create` (given the venv path as its last
+/// argument) and `requirement` installed, and checks that `imports` import; its python.
+///
+/// A `ready` marker says a venv is complete, and an OS lock on a file beside it keeps test
+/// processes running at the same time from building it twice.
+pub fn build(
+    name: &str,
+    create: &mut Command,
+    requirement: &str,
+    imports: &str,
+) -> Result<PathBuf, String> {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let venv = base.join("py-interop-venv");
+    let venv = base.join(name);
     let python = venv.join("bin").join("python");
     let ready = venv.join("ready");
     fs::create_dir_all(base).map_err(|e| e.to_string())?;
     let guard =
-        fs::File::create(base.join("py-interop-venv.setup-lock")).map_err(|e| e.to_string())?;
+        fs::File::create(base.join(format!("{name}.setup-lock"))).map_err(|e| e.to_string())?;
     guard.lock().map_err(|e| e.to_string())?;
     if !ready.exists() {
         let _ = fs::remove_dir_all(&venv);
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(create.arg(&venv))?;
         run(Command::new(&python).args([
             "-m",
             "pip",
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            "msal-extensions[portalocker]>=1.3,<2",
+            requirement,
         ]))?;
         fs::write(&ready, "").map_err(|e| e.to_string())?;
     }
-    run(Command::new(&python).args([
-        "-c",
-        "import msal, msal_extensions.cache_lock, msal_extensions.filelock",
-    ]))?;
+    run(Command::new(&python).args(["-c", imports]))?;
     Ok(python)
 }
 
