@@ -44,6 +44,7 @@
 //! removes it; a file without a pid is removed after [`GRACE`] as on Unix. Waiters do not
 //! announce themselves there (the OS lock is mandatory and forbids the append).
 
+pub mod break_stale;
 mod file_id;
 pub mod holder;
 mod local;
