@@ -20,12 +20,16 @@ mod client;
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
 mod errors;
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
+mod inspect;
+#[cfg(all(target_os = "linux", feature = "secret-service"))]
 mod payload;
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
 mod persistence;
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
 mod probe;
 
+#[cfg(all(target_os = "linux", feature = "secret-service"))]
+pub use inspect::{CacheItem, ServiceProblem, cache_items, check_service};
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
 pub use payload::MAX_SIZE;
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
