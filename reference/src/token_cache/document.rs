@@ -4,7 +4,10 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::entries::{AccessTokenEntry, AccessTokenQuery, AppMetadataEntry, Section};
+use super::{
+    entries::{AccessTokenEntry, AccessTokenQuery, AppMetadataEntry, Section},
+    keys::msal_js_access_token_key,
+};
 
 /// The unified-schema cache document.
 ///
@@ -163,9 +166,33 @@ impl TokenCacheDocument {
 
     /// Adds `entry` under its key, or updates the entity already under that key in place,
     /// keeping its fields this crate does not know. Returns the key.
+    ///
+    /// An app-only token (empty `home_account_id`) is written twice, because MSAL Python
+    /// and MSAL JS each find app-only tokens only by their own spelling of "no account"
+    /// (Python: `search()` compares `home_account_id` to `None` for equality; JS:
+    /// `credentialMatchesFilter` requires the string `""`), and one entity cannot hold
+    /// both:
+    /// - under [`AccessTokenEntry::key`] (MSAL Python's key) with `home_account_id: null`,
+    ///   replacing Python's own entity for the same token;
+    /// - under [`msal_js_access_token_key`] with `""`, replacing MSAL JS's own entity.
+    ///
+    /// Each SDK skips the other's spelling, so neither sees two matches (MSAL JS fails on
+    /// two). This crate reads both. The returned key is Python's.
     pub fn upsert_access_token(&mut self, entry: &AccessTokenEntry) -> String {
         let key = entry.key();
-        entry.write_into(self.entity_mut(Section::AccessToken, &key));
+        let python = self.entity_mut(Section::AccessToken, &key);
+        entry.write_into(python);
+        if entry.home_account_id.is_empty() {
+            python.insert("home_account_id".to_owned(), Value::Null);
+            let js_key = msal_js_access_token_key(
+                "",
+                &entry.environment,
+                &entry.client_id,
+                &entry.realm,
+                &entry.target,
+            );
+            entry.write_into(self.entity_mut(Section::AccessToken, &js_key));
+        }
         key
     }
 
@@ -179,7 +206,7 @@ impl TokenCacheDocument {
     /// The entity object under `key` in `section`, created empty when absent (or when
     /// something that is not an object is there: an entity of the wrong type cannot be
     /// updated in place, and the key is ours to write).
-    fn entity_mut(&mut self, section: Section, key: &str) -> &mut Map<String, Value> {
+    pub(super) fn entity_mut(&mut self, section: Section, key: &str) -> &mut Map<String, Value> {
         let section = self
             .root
             .entry(section.name())
@@ -201,6 +228,13 @@ impl TokenCacheDocument {
         match entity {
             Value::Object(object) => object,
             _ => unreachable!("made an object above"),
+        }
+    }
+
+    /// Removes the entity under `key` in `section`, if there is one.
+    pub(super) fn remove_entity(&mut self, section: Section, key: &str) {
+        if let Some(Value::Object(entries)) = self.root.get_mut(section.name()) {
+            entries.remove(key);
         }
     }
 }

@@ -76,8 +76,11 @@ impl fmt::Display for Secret {
 /// An `AccessToken` entity.
 ///
 /// `home_account_id` is empty for app-only tokens (client credentials, managed identity).
-/// MSAL Python writes JSON `null` there instead; reading treats `null`, absent and `""`
-/// alike. `target` is the space-separated scope list.
+/// In the document that is spelled two ways, and each MSAL finds only its own spelling:
+/// MSAL Python writes and matches JSON `null`, MSAL JS writes and matches `""`. Reading
+/// treats `null`, absent and `""` alike; writing is
+/// [`TokenCacheDocument::upsert_access_token`](super::TokenCacheDocument::upsert_access_token)'s
+/// business. `target` is the space-separated scope list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessTokenEntry {
     /// `home_account_id`: `<uid>.<utid>`, or empty for app-only tokens.
@@ -145,20 +148,14 @@ impl AccessTokenEntry {
     }
 
     /// Writes the fields this crate knows into `object`, keeping every other field.
-    /// All values are strings, as the schema wants.
+    /// All values are strings, as the schema wants (`home_account_id` too: the caller
+    /// turns it into Python's `null` where that is wanted).
     pub(crate) fn write_into(&self, object: &mut Map<String, Value>) {
-        // MSAL Python writes `null` for the account of app-only tokens and finds them only
-        // by `null`; MSAL JS writes `""`. A new entry gets the schema's string; an entity
-        // of another SDK keeps its own spelling so that SDK still finds it.
-        let keep_null = self.home_account_id.is_empty()
-            && matches!(object.get("home_account_id"), Some(Value::Null));
         let mut set = |k: &str, v: String| {
             object.insert(k.to_owned(), Value::String(v));
         };
         set("credential_type", "AccessToken".into());
-        if !keep_null {
-            set("home_account_id", self.home_account_id.clone());
-        }
+        set("home_account_id", self.home_account_id.clone());
         set("environment", self.environment.clone());
         set("client_id", self.client_id.clone());
         set("realm", self.realm.clone());
@@ -183,7 +180,7 @@ impl AccessTokenEntry {
         }
     }
 
-    /// The cache key this crate stores the entry under.
+    /// The cache key this crate stores the entry under: MSAL Python's.
     pub fn key(&self) -> String {
         super::keys::access_token_key(
             &self.home_account_id,
@@ -222,6 +219,24 @@ impl<'a> AccessTokenQuery<'a> {
     ) -> Self {
         AccessTokenQuery {
             home_account_id: None,
+            environment,
+            client_id,
+            realm,
+            scopes,
+        }
+    }
+
+    /// A query for a user's token: `home_account_id` is `<uid>.<utid>` (compared exactly),
+    /// `realm` the tenant the token was issued for.
+    pub fn for_account(
+        home_account_id: &'a str,
+        environment: &'a str,
+        client_id: &'a str,
+        realm: &'a str,
+        scopes: &'a [&'a str],
+    ) -> Self {
+        AccessTokenQuery {
+            home_account_id: Some(home_account_id),
             environment,
             client_id,
             realm,
@@ -276,13 +291,16 @@ impl AppMetadataEntry {
 }
 
 /// A required string field; `None` when absent or not a string.
-fn string<'a>(object: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
+pub(super) fn string<'a>(object: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
     object.get(field)?.as_str()
 }
 
 /// An optional string field: `Some(None)` when absent or `null` (MSAL Python writes
 /// `null` for the `home_account_id` of app-only tokens), `None` for any other type.
-fn optional_string<'a>(object: &'a Map<String, Value>, field: &str) -> Option<Option<&'a str>> {
+pub(super) fn optional_string<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+) -> Option<Option<&'a str>> {
     match object.get(field) {
         None | Some(Value::Null) => Some(None),
         Some(Value::String(s)) => Some(Some(s)),
@@ -296,7 +314,7 @@ fn timestamp(object: &Map<String, Value>, field: &str) -> Option<u64> {
     optional_timestamp(object, field)?
 }
 
-fn optional_timestamp(object: &Map<String, Value>, field: &str) -> Option<Option<u64>> {
+pub(super) fn optional_timestamp(object: &Map<String, Value>, field: &str) -> Option<Option<u64>> {
     match object.get(field) {
         None | Some(Value::Null) => Some(None),
         Some(Value::String(s)) => s.trim().parse().ok().map(Some),

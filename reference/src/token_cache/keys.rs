@@ -31,6 +31,24 @@ pub fn access_token_key(
     .to_lowercase()
 }
 
+/// MSAL JS's key of a bearer access token (msal-node `generateCredentialKey`): Python's
+/// key and one more, empty, component (the auth scheme, empty for bearer tokens).
+///
+/// Written only for app-only tokens, whose account MSAL JS must find spelled `""` and
+/// MSAL Python `null`: the two spellings need two entities under two keys (see
+/// [`TokenCacheDocument::upsert_access_token`](super::TokenCacheDocument::upsert_access_token)).
+/// Older MSAL JS versions put a requested-claims hash before the scheme; they find the
+/// entity by its fields all the same.
+pub fn msal_js_access_token_key(
+    home_account_id: &str,
+    environment: &str,
+    client_id: &str,
+    realm: &str,
+    target: &str,
+) -> String {
+    access_token_key(home_account_id, environment, client_id, realm, target) + "-"
+}
+
 /// `home-env-RefreshToken-client--target`, lower-cased; the realm is always empty
 /// because a refresh token is valid across tenants.
 pub fn refresh_token_key(
@@ -102,6 +120,15 @@ mod tests {
         assert_eq!(
             access_token_key("", "login.microsoftonline.com", "c", "t", "s"),
             "-login.microsoftonline.com-accesstoken-c-t-s"
+        );
+    }
+
+    #[test]
+    fn msal_js_key_has_the_empty_scheme() {
+        // What msal-node 2.x/3.x writes for a client-credentials token.
+        assert_eq!(
+            msal_js_access_token_key("", "login.microsoftonline.com", "c", "t", "s"),
+            "-login.microsoftonline.com-accesstoken-c-t-s-"
         );
     }
 

@@ -36,12 +36,25 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod account;
+mod client_info;
 mod corrupt;
 mod document;
+mod encoded_json;
 mod entries;
+mod id_token;
 mod keys;
+mod refresh_token;
 
+pub use account::{AUTHORITY_TYPE_MSSTS, AccountEntry};
+pub use client_info::ClientInfo;
 pub use corrupt::{Decoded, Quarantine, decode_or_recover};
 pub use document::{CorruptCache, TokenCacheDocument};
+pub use encoded_json::MalformedTokenData;
 pub use entries::{AccessTokenEntry, AccessTokenQuery, AppMetadataEntry, Secret, Section};
-pub use keys::{access_token_key, account_key, app_metadata_key, id_token_key, refresh_token_key};
+pub use id_token::{IdTokenClaims, IdTokenEntry};
+pub use keys::{
+    access_token_key, account_key, app_metadata_key, id_token_key, msal_js_access_token_key,
+    refresh_token_key,
+};
+pub use refresh_token::RefreshTokenEntry;
