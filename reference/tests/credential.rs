@@ -1,24 +1,24 @@
 //! End to end: `PersistentTokenCredential` in front of a real HTTP token endpoint on
 //! 127.0.0.1, across real processes (this test binary re-executed as a worker).
 //!
-//! The endpoint is a tiny std `TcpListener` server rather than a crate: it has to count
-//! requests, delay answers and change `expires_in` between requests, in ~60 lines, and an
-//! HTTP server crate (hyper, axum) would add more build time than the whole test on this
-//! project's 2-core CI. The inner credential is ours, speaking the OAuth2
+//! The endpoint is the tests' std `TcpListener` server (`support/authority.rs`): it
+//! counts requests, delays answers and changes `expires_in` between requests. The inner credential is ours, speaking the OAuth2
 //! client-credentials request (`grant_type=client_credentials`, form-encoded POST to
 //! `/{tenant}/oauth2/v2.0/token`): azure_identity 1.0's `ClientSecretCredential` refuses
 //! an authority host that is not `https://` ("authority host doesn't use HTTPS scheme"),
 //! and the endpoint here speaks plain HTTP.
 #![cfg(feature = "azure")]
 
+mod support;
+
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    io::{Read, Write},
+    net::TcpStream,
     path::Path,
     process::{Command, Output, Stdio},
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     thread,
     time::Duration,
@@ -33,6 +33,7 @@ use identity_cache_persistence::{
     azure::{CacheIdentity, PersistentTokenCredential},
     token_cache::Quarantine,
 };
+use support::authority::{Request, Response, Server, form_encode};
 
 const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
 const CLIENT: &str = "00000000-0000-0000-0000-000000000001";
@@ -43,49 +44,42 @@ const SCOPE: &str = "https://vault.azure.net/.default";
 
 /// An OAuth2 token endpoint on 127.0.0.1 that counts the requests it answers.
 struct TokenServer {
-    port: u16,
-    requests: Arc<AtomicUsize>,
+    server: Server,
     expires_in: Arc<AtomicU64>,
     issued: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
 }
 
 impl TokenServer {
     /// Answers each request after `delay`, with tokens valid for `expires_in` seconds.
     fn start(expires_in: u64, delay: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        let port = listener.local_addr().expect("addr").port();
-        let server = TokenServer {
-            port,
-            requests: Arc::default(),
-            expires_in: Arc::new(AtomicU64::new(expires_in)),
-            issued: Arc::default(),
-            stop: Arc::default(),
-        };
-        let (requests, expires, issued, stop) = (
-            server.requests.clone(),
-            server.expires_in.clone(),
-            server.issued.clone(),
-            server.stop.clone(),
-        );
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let n = requests.fetch_add(1, Ordering::SeqCst) + 1;
-                let token = format!("eyJ0eXAiOiJKV1QifQ.{port}-{n}-{}.c2ln", fastrand::u64(..));
-                issued.lock().expect("issued").push(token.clone());
-                let expires_in = expires.load(Ordering::SeqCst);
-                thread::spawn(move || answer(stream, &token, expires_in, delay));
+        let expires = Arc::new(AtomicU64::new(expires_in));
+        let issued: Arc<Mutex<Vec<String>>> = Arc::default();
+        let server = Server::start({
+            let (expires, issued) = (expires.clone(), issued.clone());
+            move |request| {
+                let token = {
+                    let mut issued = issued.lock().expect("issued");
+                    let token = format!(
+                        "eyJ0eXAiOiJKV1QifQ.{}-{}.c2ln",
+                        issued.len() + 1,
+                        fastrand::u64(..)
+                    );
+                    issued.push(token.clone());
+                    token
+                };
+                thread::sleep(delay);
+                answer(request, &token, expires.load(Ordering::SeqCst))
             }
         });
-        server
+        TokenServer {
+            server,
+            expires_in: expires,
+            issued,
+        }
     }
 
     fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
+        self.server.requests().len()
     }
 
     fn issued(&self) -> Vec<String> {
@@ -93,63 +87,23 @@ impl TokenServer {
     }
 
     fn authority(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.server.url()
     }
 }
 
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so it sees the flag and ends.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-/// Reads one request, checks it is a client-credentials token request, answers.
-fn answer(stream: TcpStream, token: &str, expires_in: u64, delay: Duration) {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    let _ = reader.read_line(&mut request_line);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
-    let body = String::from_utf8_lossy(&body);
-    let ok = request_line.starts_with(&format!("POST /{TENANT}/oauth2/v2.0/token "))
-        && body
-            .split('&')
-            .any(|kv| kv == "grant_type=client_credentials")
-        && body
-            .split('&')
-            .any(|kv| kv == format!("client_id={CLIENT}"));
-    thread::sleep(delay);
-    let (status, json) = if ok {
-        (
-            "200 OK",
-            format!(
-                r#"{{"token_type":"Bearer","expires_in":{expires_in},"ext_expires_in":{expires_in},"access_token":"{token}"}}"#
-            ),
-        )
+/// Checks the request is a client-credentials token request, answers.
+fn answer(request: &Request, token: &str, expires_in: u64) -> Response {
+    let ok = request.method == "POST"
+        && request.path == format!("/{TENANT}/oauth2/v2.0/token")
+        && request.param("grant_type") == Some("client_credentials")
+        && request.param("client_id") == Some(CLIENT);
+    if ok {
+        Response::ok(format!(
+            r#"{{"token_type":"Bearer","expires_in":{expires_in},"ext_expires_in":{expires_in},"access_token":"{token}"}}"#
+        ))
     } else {
-        (
-            "400 Bad Request",
-            r#"{"error":"invalid_request"}"#.to_owned(),
-        )
-    };
-    let mut stream = reader.into_inner();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-        json.len()
-    );
+        Response::oauth_error("invalid_request")
+    }
 }
 
 // ---- the inner credential: OAuth2 client credentials over HTTP ------------------------
@@ -157,18 +111,6 @@ fn answer(stream: TcpStream, token: &str, expires_in: u64, delay: Duration) {
 #[derive(Debug)]
 struct ClientCredentials {
     authority: String,
-}
-
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_owned(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 impl ClientCredentials {

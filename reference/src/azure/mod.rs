@@ -6,6 +6,8 @@
 
 mod blocking;
 mod credential;
+#[cfg(feature = "device-code")]
+pub mod device_code;
 mod identity;
 mod logging;
 

@@ -1,0 +1,4 @@
+//! Test support shared by several test crates (`mod support;`): each uses part of it.
+#![allow(dead_code)]
+
+pub mod authority;
