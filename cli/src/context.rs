@@ -1,0 +1,55 @@
+//! Where the caches are: the directory, the keyring profile and the bus, from the global
+//! options, with the Azure SDK defaults.
+
+use std::path::PathBuf;
+
+use identity_cache_persistence::{KeyringProfile, default_directory, validate_name};
+
+use crate::{
+    cli::Global,
+    exit::{Code, Failure},
+};
+
+/// The suffix of the MSAL lock file of a cache.
+pub const LOCK_SUFFIX: &str = ".lockfile";
+
+/// What every subcommand works on.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub dir: PathBuf,
+    pub profile: KeyringProfile,
+    /// `None`: the session bus of the environment.
+    pub dbus_address: Option<String>,
+}
+
+impl Context {
+    pub fn from_global(global: &Global) -> Result<Self, Failure> {
+        let dir = match &global.dir {
+            Some(dir) => dir.clone(),
+            None => default_directory()?,
+        };
+        Ok(Context {
+            dir,
+            profile: global.profile.into(),
+            dbus_address: global.dbus_address.clone(),
+        })
+    }
+
+    /// The path of the cache (file or marker) `name`, once the name is acceptable.
+    pub fn cache_path(&self, name: &str) -> Result<PathBuf, Failure> {
+        validate_name(name).map_err(|e| Failure::new(Code::Usage, e.to_string()))?;
+        Ok(self.dir.join(name))
+    }
+
+    /// The MSAL lock file of the cache `name`.
+    pub fn lock_path(&self, name: &str) -> Result<PathBuf, Failure> {
+        let mut path = self.cache_path(name)?.into_os_string();
+        path.push(LOCK_SUFFIX);
+        Ok(PathBuf::from(path))
+    }
+
+    /// The bus as people read it.
+    pub fn bus(&self) -> &str {
+        self.dbus_address.as_deref().unwrap_or("the session bus")
+    }
+}
