@@ -19,8 +19,8 @@ use identity_cache_persistence::{
     CachePersistence, FilePersistence,
     lock::FileLock,
     token_cache::{
-        AccessTokenEntry, AppMetadataEntry, Quarantine, Secret, TokenCacheDocument,
-        decode_or_recover,
+        AccessTokenEntry, AccountEntry, AppMetadataEntry, ClientInfo, IdTokenClaims, IdTokenEntry,
+        Quarantine, RefreshTokenEntry, Secret, TokenCacheDocument, decode_or_recover,
     },
 };
 use insta::{assert_json_snapshot, assert_snapshot, dynamic_redaction};
@@ -94,6 +94,9 @@ macro_rules! assert_cache_snapshot {
             ".AccessToken.*.expires_on" => dynamic_redaction(redact_epoch),
             ".AccessToken.*.extended_expires_on" => dynamic_redaction(redact_epoch),
             ".AccessToken.*.refresh_on" => dynamic_redaction(redact_epoch),
+            ".RefreshToken.*.secret" => dynamic_redaction(redact_secret),
+            ".RefreshToken.*.last_modification_time" => dynamic_redaction(redact_epoch),
+            ".IdToken.*.secret" => dynamic_redaction(redact_secret),
         });
     };
 }
@@ -151,8 +154,54 @@ fn cache_after_a_refresh_and_a_second_scope() {
         3600,
     ));
     doc.upsert_app_metadata(&metadata());
-    assert_eq!(doc.access_tokens().count(), 2);
+    // Two tokens, each app-only token under Python's key (account `null`) and under MSAL
+    // JS's key (account `""`): each SDK finds only its own spelling.
+    assert_eq!(doc.access_tokens().count(), 4);
     assert_cache_snapshot!("cache_after_a_refresh_and_a_second_scope", doc.to_bytes());
+}
+
+#[test]
+fn cache_after_a_user_signs_in() {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    // What a device-code sign-in stores: account, ID token, refresh token, access token.
+    let client_info = URL_SAFE_NO_PAD.encode(r#"{"uid":"uid","utid":"utid"}"#);
+    let client_info = ClientInfo::parse(&client_info).expect("client_info");
+    let claims = URL_SAFE_NO_PAD.encode(
+        r#"{"sub":"sub","oid":"uid","tid":"utid","preferred_username":"user@example.com"}"#,
+    );
+    let id_token = format!("eyJ0eXAiOiJKV1QifQ.{claims}.c2ln");
+    let claims = IdTokenClaims::parse(&id_token).expect("claims");
+    let account = AccountEntry::from_sign_in(
+        &client_info,
+        &claims,
+        ENV,
+        "utid",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    );
+    let home = account.home_account_id.clone();
+    let client_id = metadata().client_id;
+    let mut doc = TokenCacheDocument::new();
+    doc.upsert_account(&account);
+    doc.upsert_id_token(&IdTokenEntry {
+        home_account_id: home.clone(),
+        environment: ENV.into(),
+        realm: "utid".into(),
+        client_id: client_id.clone(),
+        secret: Secret::new(id_token),
+    });
+    doc.upsert_refresh_token(&RefreshTokenEntry {
+        home_account_id: home.clone(),
+        environment: ENV.into(),
+        client_id: client_id.clone(),
+        secret: Secret::new(jwt_like()),
+        family_id: None,
+    });
+    let mut token = app_token(&["https://graph.microsoft.com/User.Read"], 3600);
+    token.home_account_id = home;
+    token.realm = "utid".into();
+    doc.upsert_access_token(&token);
+    doc.upsert_app_metadata(&metadata());
+    assert_cache_snapshot!("cache_after_a_user_signs_in", doc.to_bytes());
 }
 
 #[test]
@@ -165,7 +214,7 @@ fn cache_shared_with_another_sdk_after_our_write() {
             "username": "user@example.com", "authority_type": "MSSTS", "tenantProfiles": ["{}"]}},
         "RefreshToken": {"uid.utid-login.microsoftonline.com-refreshtoken-c----": {
             "home_account_id": "uid.utid", "environment": "login.microsoftonline.com",
-            "credential_type": "RefreshToken", "client_id": "c", "secret": "redacted-by-fixture"}},
+            "credential_type": "RefreshToken", "client_id": "c", "secret": "eyJ0eXAiOiJKV1QifQ.Zml4dHVyZQ.c2ln"}},
         "Unrecognized_Entity": {"k": {"field": "value"}},
         "AppMetadata": {"appmetadata-login.microsoftonline.com-00000000-0000-0000-0000-00000000c11e": {
             "client_id": "00000000-0000-0000-0000-00000000c11e", "environment": "login.microsoftonline.com",

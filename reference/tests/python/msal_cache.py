@@ -16,14 +16,43 @@
         {"client_id", "scopes", "realm"?, "home_account_id"?}, prints the secrets of the
         access tokens msal's search() finds, as one JSON list of lists.
 
+    msal_cache.py sign-in OUTFILE CLIENT_ID TENANT SCOPES_JSON
+        Signs a user in the way a program using msal does: a real
+        PublicClientApplication runs the device flow (initiate_device_flow, then
+        acquire_token_by_device_flow) against the local mock authority below, and its
+        cache is written to OUTFILE. Prints JSON: the account, the secrets issued, and
+        the requests the authority saw.
+
+    msal_cache.py silent INFILE OUTFILE CLIENT_ID TENANT SCOPES_JSON
+        Loads INFILE into a PublicClientApplication, lists get_accounts() and calls
+        acquire_token_silent(scopes, account=<first account>), against the local mock
+        authority (which answers a refresh_token grant with new tokens). Writes the
+        cache to OUTFILE and prints JSON: the accounts, the result (token and
+        token_source) and the requests the authority saw.
+
+    msal_cache.py for-client INFILE CLIENT_ID TENANT SCOPES_JSON
+        Loads INFILE into a ConfidentialClientApplication and calls
+        acquire_token_for_client(scopes): msal's own app-only cache lookup. Prints the
+        same JSON as silent.
+
+The mock authority: msal insists on https authorities and does OIDC discovery before
+any lookup, so each application gets an http_client that sends every
+https://login.microsoftonline.com request to a real HTTP server on 127.0.0.1 run by
+this script (discovery, device code and token endpoints), which records each request.
+A cache hit is then visible as zero token requests.
+
 Fake tokens look like "at-<n>-..." so tests can tell them apart; none is a real secret.
 """
 import base64
+import http.server
 import json
 import sys
+import threading
 import time
+import urllib.parse
 
 import msal
+import requests
 
 AUTHORITY = "https://login.microsoftonline.com"
 
@@ -122,10 +151,185 @@ def search(infile, queries):
     print(json.dumps(found))
 
 
+class MockAuthority(http.server.ThreadingHTTPServer):
+    """login.microsoftonline.com on 127.0.0.1: discovery, device code, token."""
+
+    def __init__(self, client_id, tenant):
+        super().__init__(("127.0.0.1", 0), AuthorityHandler)
+        self.client_id, self.tenant = client_id, tenant
+        self.requests = []  # {"path", "grant_type"?, "refresh_token"?, ...}
+        self.device_scope = ""
+        # Who signs in, or whose refresh token is redeemed.
+        self.user = {"uid": "uid-python-user", "username": "python.user@example.com"}
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def base(self):
+        return "http://127.0.0.1:%d" % self.server_address[1]
+
+    def token_requests(self):
+        return [r for r in self.requests if r["path"].endswith("/token")]
+
+
+class AuthorityHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):  # Keep the test's stderr for failures
+        pass
+
+    def reply(self, status, body):
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_GET(self):
+        server, path = self.server, urllib.parse.urlparse(self.path).path
+        server.requests.append({"path": path})
+        tenant_base = "%s/%s" % (AUTHORITY, server.tenant)
+        if path.endswith("/.well-known/openid-configuration"):
+            self.reply(200, {
+                "issuer": tenant_base + "/v2.0",
+                "authorization_endpoint": tenant_base + "/oauth2/v2.0/authorize",
+                "token_endpoint": tenant_base + "/oauth2/v2.0/token",
+                "device_authorization_endpoint": tenant_base + "/oauth2/v2.0/devicecode",
+            })
+        elif path.endswith("/discovery/instance"):
+            self.reply(200, {
+                "tenant_discovery_endpoint":
+                    tenant_base + "/v2.0/.well-known/openid-configuration",
+                "metadata": [{"preferred_network": "login.microsoftonline.com",
+                              "preferred_cache": "login.windows.net",
+                              "aliases": ["login.microsoftonline.com", "login.windows.net"]}],
+            })
+        else:
+            self.reply(404, {"error": "not_found"})
+
+    def do_POST(self):
+        server, path = self.server, urllib.parse.urlparse(self.path).path
+        length = int(self.headers.get("Content-Length", 0))
+        form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+        record = {"path": path}
+        for field in ("grant_type", "refresh_token", "client_id", "scope"):
+            if field in form:
+                record[field] = form[field]
+        server.requests.append(record)
+        if path.endswith("/devicecode"):
+            server.device_scope = form.get("scope", "")
+            self.reply(200, {"device_code": "dc-python", "user_code": "PYTHON-1",
+                             "verification_uri": "https://microsoft.com/devicelogin",
+                             "expires_in": 900, "interval": 1, "message": "sign in"})
+        elif path.endswith("/token") and form.get("grant_type") in (
+                "urn:ietf:params:oauth:grant-type:device_code", "refresh_token"):
+            device = form["grant_type"].endswith("device_code")
+            tag = "signin" if device else "refreshed"
+            self.reply(200, {
+                "token_type": "Bearer",
+                # The scopes granted: those asked for (the device code request carries
+                # them for the device_code grant).
+                "scope": server.device_scope if device else form.get("scope", ""),
+                "expires_in": 3600,
+                "ext_expires_in": 3600,
+                "access_token": "at-python-%s" % tag,
+                "refresh_token": "rt-python-%s" % tag,
+                "id_token": id_token(server.user["uid"], server.tenant, server.user["username"]),
+                "client_info": b64({"uid": server.user["uid"], "utid": server.tenant}),
+            })
+        else:
+            self.reply(400, {"error": "unsupported_grant_type"})
+
+
+class Redirect(requests.Session):
+    """msal's http_client: every https://login.microsoftonline.com URL goes to `base`."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def request(self, method, url, *args, **kwargs):
+        if url.startswith(AUTHORITY):
+            url = self.base + url[len(AUTHORITY):]
+        return super().request(method, url, *args, **kwargs)
+
+
+def load(infile):
+    cache = msal.SerializableTokenCache()
+    with open(infile) as f:
+        cache.deserialize(f.read())
+    return cache
+
+
+def report(authority, **fields):
+    fields["requests"] = authority.requests
+    fields["token_requests"] = len(authority.token_requests())
+    print(json.dumps(fields))
+
+
+def public_app(client_id, tenant, cache, authority):
+    return msal.PublicClientApplication(
+        client_id, authority="%s/%s" % (AUTHORITY, tenant), token_cache=cache,
+        http_client=Redirect(authority.base()))
+
+
+def sign_in(out, client_id, tenant, scopes):
+    authority = MockAuthority(client_id, tenant)
+    cache = msal.SerializableTokenCache()
+    app = public_app(client_id, tenant, cache, authority)
+    flow = app.initiate_device_flow(scopes=scopes)
+    result = app.acquire_token_by_device_flow(flow)
+    if "access_token" not in result:
+        sys.exit("device flow failed: %s" % result.get("error"))
+    with open(out, "w") as f:
+        f.write(cache.serialize())
+    user = authority.user
+    report(authority,
+           home_account_id="%s.%s" % (user["uid"], tenant), username=user["username"],
+           access_token=result["access_token"], refresh_token="rt-python-signin",
+           id_token=result["id_token"])
+
+
+def result_of(result):
+    if not result:
+        return None
+    return {k: result[k] for k in ("access_token", "token_source", "error") if k in result}
+
+
+def silent(infile, out, client_id, tenant, scopes):
+    authority = MockAuthority(client_id, tenant)
+    cache = load(infile)
+    app = public_app(client_id, tenant, cache, authority)
+    accounts = app.get_accounts()
+    if accounts:  # A refresh answers for the account whose refresh token it redeems
+        authority.user = {"uid": accounts[0]["home_account_id"].split(".")[0],
+                          "username": accounts[0]["username"]}
+    result = app.acquire_token_silent(scopes, account=accounts[0]) if accounts else None
+    with open(out, "w") as f:
+        f.write(cache.serialize())
+    report(authority,
+           accounts=[{k: a.get(k) for k in ("home_account_id", "environment", "username")}
+                     for a in accounts],
+           result=result_of(result))
+
+
+def for_client(infile, client_id, tenant, scopes):
+    authority = MockAuthority(client_id, tenant)
+    app = msal.ConfidentialClientApplication(
+        client_id, client_credential="not-a-real-secret",
+        authority="%s/%s" % (AUTHORITY, tenant), token_cache=load(infile),
+        http_client=Redirect(authority.base()))
+    report(authority, result=result_of(app.acquire_token_for_client(scopes)))
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "generate":
-        generate(sys.argv[2], sys.argv[3])
-    elif sys.argv[1] == "search":
-        search(sys.argv[2], sys.argv[3])
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "generate":
+        generate(*args)
+    elif command == "search":
+        search(*args)
+    elif command == "sign-in":
+        sign_in(args[0], args[1], args[2], json.loads(args[3]))
+    elif command == "silent":
+        silent(args[0], args[1], args[2], args[3], json.loads(args[4]))
+    elif command == "for-client":
+        for_client(args[0], args[1], args[2], json.loads(args[3]))
     else:
         sys.exit(__doc__)
