@@ -15,7 +15,7 @@ use std::{
     process::{Command, Output, Stdio},
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     thread,
     time::{Duration, Instant},
@@ -52,8 +52,8 @@ struct State {
     polls: Mutex<VecDeque<&'static str>>,
     /// An error for the device authorization request, when set.
     device_code_error: Mutex<Option<&'static str>>,
-    /// Every refresh token is refused with `invalid_grant`.
-    revoke_all: AtomicBool,
+    /// Every refresh request is refused with this error (`invalid_grant`: revoked).
+    refresh_error: Mutex<Option<&'static str>>,
     /// Refresh answers are held back this long (ms).
     refresh_delay_ms: AtomicU64,
     valid_refresh_tokens: Mutex<HashSet<String>>,
@@ -185,8 +185,11 @@ impl State {
             .lock()
             .expect("rts")
             .contains(token);
-        if !known || self.revoke_all.load(Ordering::SeqCst) {
+        if !known {
             return Response::oauth_error("invalid_grant");
+        }
+        if let Some(error) = *self.refresh_error.lock().expect("error") {
+            return Response::oauth_error(error);
         }
         let scope = request.param("scope").unwrap_or("");
         let wanted = scope
@@ -479,7 +482,7 @@ fn a_revoked_refresh_token_leads_to_a_new_prompt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = run_worker(&authority, dir.path());
     thread::sleep(Duration::from_millis(1100));
-    authority.state.revoke_all.store(true, Ordering::SeqCst);
+    *authority.state.refresh_error.lock().expect("error") = Some("invalid_grant");
     authority.state.expires_in.store(3600, Ordering::SeqCst);
     let second = run_worker(&authority, dir.path());
     assert_eq!(authority.refreshes(), 1, "the refresh token was tried once");
@@ -529,7 +532,8 @@ fn a_corrupt_cache_is_kept_aside_and_leads_to_a_prompt() {
 #[test]
 fn each_error_answer_of_the_device_code_flow_gives_its_typed_error() {
     let runtime = runtime();
-    let cases: [(&[&'static str], fn(&DeviceCodeError) -> bool); 3] = [
+    type Expected = fn(&DeviceCodeError) -> bool;
+    let cases: [(&[&'static str], Expected); 3] = [
         (&["authorization_pending", "expired_token"], |e| {
             matches!(e, DeviceCodeError::CodeExpired)
         }),
@@ -575,6 +579,52 @@ fn each_error_answer_of_the_device_code_flow_gives_its_typed_error() {
         "{error:?}"
     );
     assert_eq!(authority.token_requests(), 0, "no polling without a code");
+
+    // Another error than invalid_grant on a refresh fails the request: no new sign-in.
+    let authority = MockAuthority::start(301);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prompts = Arc::new(Mutex::new(Vec::new()));
+    let credential = file_credential(options(&authority.url(), prompts.clone()), dir.path());
+    runtime
+        .block_on(credential.get_token(&[SCOPE], None))
+        .expect("signed in");
+    thread::sleep(Duration::from_millis(1100));
+    *authority.state.refresh_error.lock().expect("error") = Some("invalid_client");
+    let error = runtime
+        .block_on(credential.get_token(&[SCOPE], None))
+        .expect_err("refresh refused");
+    assert!(
+        matches!(
+            error.downcast_ref::<DeviceCodeError>(),
+            Some(DeviceCodeError::Authority { error, .. }) if error == "invalid_client"
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        prompts.lock().expect("prompts").len(),
+        1,
+        "no second prompt"
+    );
+
+    // No authority listening: a transport error.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("addr"))
+    };
+    let credential = file_credential(options(&closed, Arc::default()), dir.path());
+    let error = runtime
+        .block_on(credential.authenticate(&[SCOPE]))
+        .expect_err("nobody listens");
+    assert!(
+        matches!(
+            error.downcast_ref::<DeviceCodeError>(),
+            Some(DeviceCodeError::Transport {
+                endpoint: "devicecode",
+                ..
+            })
+        ),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -730,6 +780,10 @@ fn without_persistence_tokens_stay_in_memory() {
     assert_eq!(a.token.secret(), b.token.secret());
     assert_eq!(prompts.lock().expect("prompts").len(), 1);
     assert_eq!(authority.device_code_requests(), 1);
+    let debug = format!("{credential:?}");
+    for secret in authority.issued() {
+        assert!(!debug.contains(&secret), "a secret in {debug}");
+    }
 }
 
 // ---- logging --------------------------------------------------------------------------
@@ -780,7 +834,7 @@ fn requests_and_answers_are_logged_without_secrets() {
         .block_on(credential.get_token(&[SCOPE], None))
         .expect("refreshed");
     assert_eq!(authority.refreshes(), 1);
-    authority.state.revoke_all.store(true, Ordering::SeqCst);
+    *authority.state.refresh_error.lock().expect("error") = Some("invalid_grant");
     thread::sleep(Duration::from_millis(1100));
     runtime
         .block_on(credential.get_token(&[SCOPE], None))

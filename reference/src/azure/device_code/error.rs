@@ -68,9 +68,6 @@ pub enum DeviceCodeError {
         #[source]
         source: azure_core::Error,
     },
-    /// The prompt callback failed; the sign-in was not started.
-    #[error("the device-code prompt callback failed")]
-    Prompt(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An authentication record could not be read.
     #[error("invalid authentication record: {0}")]
     InvalidRecord(String),

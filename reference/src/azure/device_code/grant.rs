@@ -384,8 +384,7 @@ mod tests {
         assert_eq!((r.expires_in, r.ext_expires_in), (3599, Some(7200)));
         assert!(!format!("{r:?}").contains("secret"));
         let missing = serde_json::from_slice::<TokenResponse>(br#"{"access_token":"at-secret"}"#)
-            .err()
-            .expect("no expires_in")
+            .expect_err("no expires_in")
             .to_string();
         assert!(!missing.contains("at-secret"), "{missing}");
     }

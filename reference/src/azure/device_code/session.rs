@@ -7,6 +7,7 @@
 //! is held*, so N processes needing a refresh send one request, not N.
 
 use std::{
+    fmt,
     sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
@@ -24,7 +25,6 @@ use crate::{
 const SLOW_LOCK_WAIT: Duration = Duration::from_millis(100);
 
 /// Where the credential's cache lives.
-#[derive(Debug)]
 pub(super) enum Store {
     /// The persistent, cross-process cache.
     Persistent {
@@ -34,6 +34,16 @@ pub(super) enum Store {
     /// `tokenCachePersistenceOptions` not enabled: this process's memory, as MSAL's
     /// in-memory cache; the mutex serialises the credential's own requests the same way.
     Memory(Mutex<Option<Vec<u8>>>),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Store::Persistent { plugin, .. } => f.debug_tuple("Persistent").field(plugin).finish(),
+            // The bytes are the cache: tokens and refresh tokens.
+            Store::Memory(_) => f.write_str("Memory"),
+        }
+    }
 }
 
 /// The cache, exclusively held until dropped or [`save`](Self::save)d.
