@@ -36,16 +36,18 @@
         same JSON as silent.
 
 The mock authority: msal insists on https authorities and does OIDC discovery before
-any lookup, so each application gets an http_client that sends every
-https://login.microsoftonline.com request to a real HTTP server on 127.0.0.1 run by
-this script (discovery, device code and token endpoints), which records each request.
-A cache hit is then visible as zero token requests.
+any lookup, so each application gets an http_client that sends every request for the
+authority host (https://login.microsoftonline.com, or MSAL_CACHE_AUTHORITY) to a real
+HTTP server on 127.0.0.1 run by this script (discovery, device code and token
+endpoints), which records each request. A cache hit is then visible as zero token
+requests.
 
 Fake tokens look like "at-<n>-..." so tests can tell them apart; none is a real secret.
 """
 import base64
 import http.server
 import json
+import os
 import sys
 import threading
 import time
@@ -54,7 +56,15 @@ import urllib.parse
 import msal
 import requests
 
-AUTHORITY = "https://login.microsoftonline.com"
+# The authority host msal is given: login.microsoftonline.com, or, to match a credential
+# of ours pointed at a mock authority on 127.0.0.1 (MSAL's `environment` is the host name
+# without port), e.g. https://127.0.0.1:1 set in MSAL_CACHE_AUTHORITY. msal only accepts
+# https authorities; Redirect below sends the requests to our HTTP server.
+AUTHORITY = os.environ.get("MSAL_CACHE_AUTHORITY", "https://login.microsoftonline.com")
+KNOWN_HOST = AUTHORITY == "https://login.microsoftonline.com"
+# Lifetime of the access tokens the mock authority issues, e.g. 60 to have a credential
+# that refreshes 5 minutes ahead redeem the refresh token at once.
+EXPIRES_IN = int(os.environ.get("MSAL_CACHE_EXPIRES_IN", "3600"))
 
 
 def b64(obj):
@@ -227,8 +237,8 @@ class AuthorityHandler(http.server.BaseHTTPRequestHandler):
                 # The scopes granted: those asked for (the device code request carries
                 # them for the device_code grant).
                 "scope": server.device_scope if device else form.get("scope", ""),
-                "expires_in": 3600,
-                "ext_expires_in": 3600,
+                "expires_in": EXPIRES_IN,
+                "ext_expires_in": EXPIRES_IN,
                 "access_token": "at-python-%s" % tag,
                 "refresh_token": "rt-python-%s" % tag,
                 "id_token": id_token(server.user["uid"], server.tenant, server.user["username"]),
@@ -239,7 +249,7 @@ class AuthorityHandler(http.server.BaseHTTPRequestHandler):
 
 
 class Redirect(requests.Session):
-    """msal's http_client: every https://login.microsoftonline.com URL goes to `base`."""
+    """msal's http_client: every URL under AUTHORITY goes to `base`."""
 
     def __init__(self, base):
         super().__init__()
@@ -267,7 +277,8 @@ def report(authority, **fields):
 def public_app(client_id, tenant, cache, authority):
     return msal.PublicClientApplication(
         client_id, authority="%s/%s" % (AUTHORITY, tenant), token_cache=cache,
-        http_client=Redirect(authority.base()))
+        http_client=Redirect(authority.base()),
+        instance_discovery=None if KNOWN_HOST else False)
 
 
 def sign_in(out, client_id, tenant, scopes):
@@ -315,7 +326,8 @@ def for_client(infile, client_id, tenant, scopes):
     app = msal.ConfidentialClientApplication(
         client_id, client_credential="not-a-real-secret",
         authority="%s/%s" % (AUTHORITY, tenant), token_cache=load(infile),
-        http_client=Redirect(authority.base()))
+        http_client=Redirect(authority.base()),
+        instance_discovery=None if KNOWN_HOST else False)
     report(authority, result=result_of(app.acquire_token_for_client(scopes)))
 
 
