@@ -294,12 +294,30 @@ fn parse<T: DeserializeOwned>(
     status: u16,
     body: &[u8],
 ) -> Result<T, DeviceCodeError> {
-    // serde_json's message names the member and position, never the value.
     serde_json::from_slice(body).map_err(|e| DeviceCodeError::InvalidResponse {
         endpoint,
         status,
-        reason: e.to_string(),
+        reason: json_reason(&e),
     })
+}
+
+/// What is wrong with an answer, without its content: serde_json's messages about a
+/// value of the wrong type quote the value, which could be (part of) a token, so only
+/// the messages naming a member are kept whole.
+fn json_reason(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    if ["missing field", "duplicate field"]
+        .iter()
+        .any(|safe| message.starts_with(safe))
+    {
+        return message;
+    }
+    format!(
+        "{:?} error at line {} column {}",
+        error.classify(),
+        error.line(),
+        error.column()
+    )
 }
 
 fn oauth_error(body: &[u8]) -> Option<ErrorResponse> {
@@ -366,6 +384,11 @@ fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D:
 mod tests {
     use super::*;
 
+    fn missing_error() -> serde_json::Error {
+        serde_json::from_slice::<TokenResponse>(br#"{"access_token":"at-secret"}"#)
+            .expect_err("no expires_in")
+    }
+
     #[test]
     fn oidc_scopes_are_added_once() {
         assert_eq!(
@@ -387,5 +410,16 @@ mod tests {
             .expect_err("no expires_in")
             .to_string();
         assert!(!missing.contains("at-secret"), "{missing}");
+        assert_eq!(
+            json_reason(&missing_error()),
+            "missing field `expires_in` at line 1 column 28"
+        );
+        let wrong_type = serde_json::from_slice::<TokenResponse>(
+            br#"{"access_token":"at","expires_in":1,"client_info":["secret-part"]}"#,
+        )
+        .expect_err("client_info is not a string");
+        let reason = json_reason(&wrong_type);
+        assert!(!reason.contains("secret-part"), "{reason}");
+        assert!(reason.starts_with("Data error at line 1"), "{reason}");
     }
 }
