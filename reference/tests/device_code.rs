@@ -765,6 +765,33 @@ fn authenticate_returns_a_record_that_a_later_credential_uses_silently() {
 }
 
 #[test]
+fn concurrent_requests_of_one_credential_share_one_sign_in() {
+    let runtime = runtime();
+    let authority = MockAuthority::start(3600);
+    authority.script(&["authorization_pending"; 3]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prompts = Arc::new(Mutex::new(Vec::new()));
+    let credential = file_credential(options(&authority.url(), prompts.clone()), dir.path());
+    let tokens: Vec<String> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let credential = credential.clone();
+                tokio::spawn(async move { credential.get_token(&[SCOPE], None).await })
+            })
+            .collect();
+        let mut tokens = Vec::new();
+        for task in tasks {
+            let token = task.await.expect("task").expect("token");
+            tokens.push(token.token.secret().to_owned());
+        }
+        tokens
+    });
+    assert_eq!(prompts.lock().expect("prompts").len(), 1, "one prompt");
+    assert_eq!(authority.device_code_requests(), 1);
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+}
+
+#[test]
 fn without_persistence_tokens_stay_in_memory() {
     let runtime = runtime();
     let authority = MockAuthority::start(3600);

@@ -99,7 +99,9 @@ impl fmt::Debug for DeviceCodeCredentialOptions {
 ///    lock and then find the new access token: N processes, one refresh request.
 /// 4. Only when the authority rejects the refresh token (`invalid_grant`: expired,
 ///    revoked) is it removed, the lock released, and a device-code sign-in started. The
-///    lock is not held during the sign-in, which waits for the user for minutes.
+///    cache lock is not held during the sign-in, which waits for the user for minutes;
+///    concurrent requests of the same credential wait for it and then use its tokens
+///    (one prompt), other processes needing a sign-in meanwhile prompt on their own.
 ///
 /// A sign-in writes the account, ID token, refresh token, access token and app metadata
 /// in the MSAL unified cache schema, so the other Azure SDKs sharing the cache find them.
@@ -118,6 +120,9 @@ pub struct DeviceCodeCredential {
     prompt: PromptCallback,
     /// The account of the options, then of the last sign-in.
     account: Mutex<Option<AuthenticationRecord>>,
+    /// Held while a `get_token` signs in, so that concurrent requests of this credential
+    /// wait for that sign-in and use its tokens instead of prompting the user each.
+    signing_in: async_lock::Mutex<()>,
     refresh_margin: Duration,
 }
 
@@ -215,6 +220,7 @@ impl DeviceCodeCredential {
                 Arc::new(|prompt: &DeviceCodePrompt| eprintln!("{}", prompt.message))
             }),
             account: Mutex::new(authentication_record),
+            signing_in: async_lock::Mutex::new(()),
             refresh_margin: REFRESH_MARGIN,
         }))
     }
@@ -366,6 +372,11 @@ impl TokenCredential for DeviceCodeCredential {
         if scopes.is_empty() {
             return Err(DeviceCodeError::NoScopes.into_azure());
         }
+        if let Some(token) = self.silent(scopes).await? {
+            return Ok(token);
+        }
+        let _signing_in = self.signing_in.lock().await;
+        // Another request of this credential may have signed in while this one waited.
         if let Some(token) = self.silent(scopes).await? {
             return Ok(token);
         }
