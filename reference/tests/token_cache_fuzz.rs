@@ -4,11 +4,15 @@
 //!
 //! Inputs are raw bytes, JSON-shaped text, and valid MSAL documents with one mutation
 //! (truncated, a byte flipped, a section or field of the wrong type), which reach deeper
-//! than random bytes would.
+//! than random bytes would. The token response parsers (`client_info`, ID token claims)
+//! get arbitrary strings and base64url of arbitrary JSON: a typed error or a value, never
+//! a panic.
 #![cfg(feature = "token-cache")]
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use identity_cache_persistence::token_cache::{
-    AccessTokenEntry, AccessTokenQuery, Quarantine, Secret, TokenCacheDocument, decode_or_recover,
+    AccessTokenEntry, AccessTokenQuery, ClientInfo, IdTokenClaims, Quarantine, Secret,
+    TokenCacheDocument, decode_or_recover,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -44,10 +48,23 @@ fn check(data: &[u8]) {
         &AccessTokenQuery::app_only("login.microsoftonline.com", "fuzz", "t", &scopes),
         0,
     );
+    let _ = doc.find_access_token(
+        &AccessTokenQuery::for_account("u.t", "env", "fuzz", "t", &scopes),
+        0,
+    );
+    let _ = doc.accounts().count();
+    let _ = doc.find_account("u.t", "env");
+    let _ = doc.find_id_token("u.t", "env", "fuzz", "t");
+    if let Some(rt) = doc.find_refresh_token("u.t", "env", "fuzz") {
+        assert!(
+            doc.clone().remove_refresh_token(&rt) >= 1,
+            "a found token can be removed"
+        );
+    }
     doc.upsert_access_token(&entry());
     let after = TokenCacheDocument::parse(&doc.to_bytes()).expect("our output parses");
     for name in again.section_names() {
-        if name != "AccessToken" {
+        if name != "AccessToken" && name != "RefreshToken" {
             assert_eq!(after.as_json().get(name), again.as_json().get(name));
         }
     }
@@ -90,6 +107,14 @@ fn valid_document() -> Vec<u8> {
     let mut value: Value = serde_json::from_slice(&doc.to_bytes()).expect("json");
     value["Unrecognized_Entity"] = json!({"k": {"f": [1, "two", null]}});
     value["Account"] = json!({"u.t-env-t": {"home_account_id": "u.t", "environment": "env"}});
+    value["RefreshToken"] = json!({"u.t-env-refreshtoken-fuzz--": {
+        "credential_type": "RefreshToken", "home_account_id": "u.t", "environment": "env",
+        "client_id": "fuzz", "secret": "rt", "family_id": "1", "last_modification_time": "5"}});
+    value["IdToken"] = json!({"u.t-env-idtoken-fuzz-t-": {"credential_type": "IdToken",
+        "home_account_id": "u.t", "environment": "env", "realm": "t", "client_id": "fuzz",
+        "secret": "e30.e30.c2ln"}});
+    value["AppMetadata"] = json!({"appmetadata-env-fuzz": {"client_id": "fuzz",
+        "environment": "env", "family_id": "1"}});
     serde_json::to_vec_pretty(&value).expect("json")
 }
 
@@ -117,14 +142,28 @@ proptest! {
     }
 
     #[test]
-    fn msal_documents_with_wrong_types(value in json_value(), place in 0..4u8) {
+    fn token_response_parsers_never_panic(text in ".{0,64}", value in json_value()) {
+        let _ = ClientInfo::parse(&text);
+        let _ = IdTokenClaims::parse(&text);
+        let encoded = URL_SAFE_NO_PAD.encode(value.to_string());
+        let _ = ClientInfo::parse(&encoded);
+        let _ = IdTokenClaims::parse(&format!("e30.{encoded}.c2ln"));
+    }
+
+    #[test]
+    fn msal_documents_with_wrong_types(value in json_value(), place in 0..8u8) {
         let mut doc: Value = serde_json::from_slice(&valid_document()).expect("json");
         let key = doc["AccessToken"].as_object().and_then(|m| m.keys().next().cloned()).expect("entry");
+        let rt = "u.t-env-refreshtoken-fuzz--";
         match place {
             0 => doc["AccessToken"] = value,
             1 => doc["AccessToken"][&key] = value,
             2 => doc["AccessToken"][&key]["expires_on"] = value,
-            _ => doc["AccessToken"][&key]["secret"] = value,
+            3 => doc["AccessToken"][&key]["secret"] = value,
+            4 => doc["RefreshToken"][rt]["secret"] = value,
+            5 => doc["RefreshToken"][rt]["last_modification_time"] = value,
+            6 => doc["AppMetadata"]["appmetadata-env-fuzz"]["family_id"] = value,
+            _ => doc["Account"]["u.t-env-t"]["home_account_id"] = value,
         }
         check(&serde_json::to_vec(&doc).expect("json"));
     }

@@ -14,8 +14,9 @@ const WHAT: &str = "the ID token's claims";
 
 /// The claims of an ID token the cache uses, read from its payload.
 ///
-/// The signature is not checked (see [`MalformedTokenData`]'s module): the token is only
-/// used to name the account in the cache, as every MSAL does.
+/// The signature is not checked: the token came from the authority over TLS in the same
+/// response as the tokens it describes, and is only used to name the account in the
+/// cache, as every MSAL does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IdTokenClaims {

@@ -35,6 +35,48 @@
 //! assert!(TokenCacheDocument::parse(&bytes)?.section_names().any(|s| s == "Unknown"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A signed-in user: the token response's `client_info` names the account
+//! (`home_account_id`), its ID token the user; account, ID token, refresh token and access
+//! tokens are then stored and found by that account, as MSAL Python and MSAL JS do.
+//!
+//! ```
+//! use identity_cache_persistence::token_cache::{
+//!     AccessTokenQuery, AccountEntry, ClientInfo, IdTokenClaims, RefreshTokenEntry, Secret,
+//!     TokenCacheDocument,
+//! };
+//!
+//! // From a token response (base64url JSON; the ID token's signature is not checked).
+//! let client_info = ClientInfo::parse("eyJ1aWQiOiJ1aWQiLCJ1dGlkIjoidXRpZCJ9")?;
+//! let claims = IdTokenClaims::parse(
+//!     "e30.eyJzdWIiOiJzIiwib2lkIjoidWlkIiwicHJlZmVycmVkX3VzZXJuYW1lIjoidUBleC5jb20ifQ.c2ln")?;
+//! let account = AccountEntry::from_sign_in(&client_info, &claims, "login.microsoftonline.com",
+//!     "utid", "urn:ietf:params:oauth:grant-type:device_code");
+//! assert_eq!((account.home_account_id.as_str(), account.username.as_str()), ("uid.utid", "u@ex.com"));
+//!
+//! let mut doc = TokenCacheDocument::new();
+//! doc.upsert_account(&account);
+//! doc.upsert_refresh_token(&RefreshTokenEntry {
+//!     home_account_id: account.home_account_id.clone(),
+//!     environment: account.environment.clone(),
+//!     client_id: "my-client".into(),
+//!     secret: Secret::new("refresh-token"),
+//!     family_id: None,
+//! });
+//! let found = doc.find_account("uid.utid", "login.microsoftonline.com").expect("account");
+//! let rt = doc.find_refresh_token(&found.home_account_id, &found.environment, "my-client");
+//! assert_eq!(rt.map(|rt| rt.secret.expose().to_owned()).as_deref(), Some("refresh-token"));
+//! let scopes = ["https://vault.azure.net/.default"];
+//! let query = AccessTokenQuery::for_account("uid.utid", "login.microsoftonline.com",
+//!     "my-client", "utid", &scopes);
+//! assert!(doc.find_access_token(&query, 0).is_none(), "no access token stored yet");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! App-only access tokens are the one place the SDKs disagree on the schema: MSAL Python
+//! writes and finds them with `home_account_id: null`, MSAL JS with `""`.
+//! [`TokenCacheDocument::upsert_access_token`] writes both, under each SDK's key, so each
+//! finds this crate's tokens.
 
 mod account;
 mod client_info;
