@@ -257,6 +257,86 @@ fn a_sigkilled_holder_does_not_block_the_next_acquirer() {
     }
 }
 
+/// Waits until the worker `pid` has a ticket in the line of the lock at `path`.
+fn wait_in_line(path: &Path, pid: u32) {
+    let mut line = path.as_os_str().to_owned();
+    line.push(".queue");
+    let mine = format!("-{pid}-");
+    let until = Instant::now() + LONG;
+    while Instant::now() < until {
+        let queued = fs::read_dir(&line).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().contains(&mine))
+        });
+        if queued {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("worker {pid} never joined the line");
+}
+
+#[test]
+fn waiters_take_the_lock_in_arrival_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("o.lockfile");
+    let log = dir.path().join("log");
+    let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
+    let mut waiters = Vec::new();
+    for _ in 0..3 {
+        let waiter = Worker::nester(&path, &log, 1);
+        wait_in_line(&path, waiter.pid());
+        waiters.push(waiter);
+    }
+    let arrival: Vec<String> = waiters.iter().map(|w| w.pid().to_string()).collect();
+    drop(guard);
+    for waiter in waiters {
+        waiter.finish_nester();
+    }
+    let served: Vec<String> = fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .filter_map(|line| line.strip_prefix("< ").map(str::to_owned))
+        .collect();
+    assert_eq!(served, arrival);
+}
+
+#[test]
+fn a_waiter_killed_in_line_holds_nobody_up() {
+    for reap in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("q.lockfile");
+        let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
+        // The first in line is killed; the second must get the lock at once.
+        let mut first = Worker::waiter(&path, Duration::from_millis(10));
+        wait_in_line(&path, first.pid());
+        let mut second = Worker::waiter(&path, Duration::from_millis(10));
+        wait_in_line(&path, second.pid());
+        first.sigkill(reap);
+        let released = Instant::now();
+        drop(guard);
+        second.expect_line("acquired");
+        let waited = released.elapsed();
+        // Far below the 50 ms after which a waiter passes a first waiter that does not
+        // take a free lock, on an idle machine: the dead ticket is seen at once.
+        assert!(
+            waited < Duration::from_millis(200),
+            "reap={reap}: {waited:?}"
+        );
+        let _ = std::io::stderr().write_all(format!("reap={reap}: {waited:?}\n").as_bytes());
+        second.expect_line("released");
+        // The dead waiter's ticket went with the line; nothing is left beside the lock.
+        FileLock::new(&path).acquire(LONG).expect("acquire again");
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert!(left.is_empty(), "reap={reap}: left behind {left:?}");
+        first.kill();
+    }
+}
+
 #[test]
 fn waiters_racing_on_one_stale_file_never_both_get_the_lock() {
     // Two processes wait on a file whose holder (a `sleep`) is alive; it is then killed
@@ -676,6 +756,13 @@ mod support {
             let mut worker = Worker::spawn("hold", &[path.display().to_string(), ms.to_string()]);
             worker.expect_line("acquired");
             worker
+        }
+
+        /// A worker that takes the lock and holds it for `hold`, reporting `acquired` and
+        /// `released`. Returns at once, before it asks for the lock.
+        pub fn waiter(path: &Path, hold: Duration) -> Worker {
+            let ms = hold.as_millis().max(1);
+            Worker::spawn("hold", &[path.display().to_string(), ms.to_string()])
         }
 
         /// A worker that, for each round, waits for `<round>.go` and then takes and

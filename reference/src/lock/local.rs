@@ -8,9 +8,9 @@
 //! absolute path with symlinks of the directory resolved, so that two `FileLock` values
 //! for one file (relative and absolute, through a symlinked directory) share a slot.
 //!
-//! A slot also keeps the fairness state of its path for this process (see
-//! [`Fairness`]). Slots are never removed: one small entry per lock path the process has
-//! ever used.
+//! A slot also keeps this process's current run of back-to-back holds of its path (see
+//! [`Run`]). Slots are never removed: one small entry per lock path the process has ever
+//! used.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -31,36 +31,31 @@ struct SlotState {
     held: bool,
     queue: VecDeque<u64>,
     next_ticket: u64,
-    fairness: Fairness,
+    run: Run,
 }
 
-/// Cross-process fairness, kept per path and process.
+/// This process's current run of back-to-back holds of one lock path.
 ///
-/// A process that releases and at once re-acquires wins every race against waiters of
-/// other processes, who sleep between polls. So waiters announce themselves (they append
-/// a byte to the holder's lock file, see [`super::stale`]), and a releaser that saw an
-/// announcement, after holding the lock through a run of at least [`SLICE`], lets the
-/// next acquire of this process first step back for up to [`YIELD`] or until another
-/// process has taken the lock. Runs shorter than [`SLICE`] keep the hand-offs between
-/// processes rare, so contention costs little throughput; the slice bounds what a waiter
-/// waits for one competitor. An uncontended process never sees an announcement and never
-/// steps back.
+/// Handing the lock to another process costs about a millisecond (its waiters poll), so
+/// a process that releases and at once acquires again keeps the lock, without queueing,
+/// while its run is young: while the run so far plus the last hold fits in [`SLICE`].
+/// Short holds thus go in batches of up to [`SLICE`], which keeps the hand-offs rare and
+/// the throughput of several processes near that of one; holds longer than half the
+/// slice go one per turn. After the slice the process queues behind the waiters of other
+/// processes like anyone else (see `super::queue`), so a waiter waits for at most one
+/// slice, plus one hold, per process ahead of it.
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Fairness {
-    /// When this process's current run of back-to-back holds began.
-    run_started: Option<Instant>,
-    /// A waiter of another process announced itself during the current run.
-    waiters_seen: bool,
-    /// The next acquire steps back until this instant.
-    yield_until: Option<Instant>,
+struct Run {
+    /// When the first hold of the run began.
+    started: Option<Instant>,
+    /// When the current hold began.
+    held_since: Option<Instant>,
+    /// How long the last hold lasted.
+    last_hold: Duration,
 }
 
-/// How long a process may keep the lock through back-to-back holds while others wait.
+/// How long a process keeps the lock through back-to-back holds while others may wait.
 pub(super) const SLICE: Duration = Duration::from_millis(8);
-
-/// How long a releaser that owes a turn steps back at most: longer than a waiter's
-/// longest poll interval (see `super::wake::POLL_MAX`), with room for scheduling delay.
-pub(super) const YIELD: Duration = Duration::from_millis(6);
 
 /// The slot of one path, held: dropping it lets the next thread of this process in.
 #[derive(Debug)]
@@ -104,46 +99,30 @@ pub(super) fn acquire(key: &Path, deadline: Instant) -> Option<LocalGuard> {
 }
 
 impl LocalGuard {
-    /// Steps back if the previous release of this process owes other processes a turn:
-    /// returns when `lock_taken_elsewhere` says yes, when the yield runs out, or at
-    /// `deadline`.
-    pub(super) fn yield_if_owed(&self, deadline: Instant, lock_taken_elsewhere: impl Fn() -> bool) {
-        let until = {
-            let mut state = lock(&self.slot.state);
-            state.fairness.yield_until.take()
-        };
-        let Some(until) = until else { return };
-        let until = until.min(deadline);
-        while Instant::now() < until && !lock_taken_elsewhere() {
-            std::thread::sleep(Duration::from_micros(100));
-        }
+    /// Whether this process's run is young enough to take the lock again without
+    /// queueing (see [`Run`]).
+    pub(super) fn in_run(&self) -> bool {
+        let run = lock(&self.slot.state).run;
+        run.started
+            .is_some_and(|started| started.elapsed() + run.last_hold < SLICE)
     }
 
-    /// Records that this process now holds the cross-process lock; `waited` says whether
-    /// another holder was seen first, which ends the previous run.
-    pub(super) fn on_acquired(&self, waited: bool) {
+    /// Records that this process now holds the cross-process lock; `continued` says that
+    /// it took it again within its run, without waiting.
+    pub(super) fn on_acquired(&self, continued: bool) {
         let mut state = lock(&self.slot.state);
-        let fairness = &mut state.fairness;
-        if waited || fairness.run_started.is_none() {
-            fairness.run_started = Some(Instant::now());
-            fairness.waiters_seen = false;
-        }
-    }
-
-    /// Records a release; `announced` says whether a waiter announced itself on the file
-    /// just released. Decides whether the next acquire steps back.
-    pub(super) fn on_released(&self, announced: bool) {
-        let mut state = lock(&self.slot.state);
-        let fairness = &mut state.fairness;
-        fairness.waiters_seen |= announced;
         let now = Instant::now();
-        let run_long = fairness
-            .run_started
-            .is_some_and(|started| now.duration_since(started) >= SLICE);
-        if fairness.waiters_seen && run_long {
-            fairness.yield_until = Some(now + YIELD);
-            fairness.run_started = None;
-            fairness.waiters_seen = false;
+        if !continued || state.run.started.is_none() {
+            state.run.started = Some(now);
+        }
+        state.run.held_since = Some(now);
+    }
+
+    /// Records the release of the cross-process lock.
+    pub(super) fn on_released(&self) {
+        let mut state = lock(&self.slot.state);
+        if let Some(since) = state.run.held_since.take() {
+            state.run.last_hold = since.elapsed();
         }
     }
 }

@@ -23,9 +23,50 @@
 //! While the file exists, a waiter polls every 50 µs to 1 ms (`wake`) rather than the
 //! 50–250 ms of the other SDKs, so a release is noticed within about a millisecond. Each
 //! poll also probes the existing file (`stale`): a file whose holder is dead is removed
-//! and the lock taken, without ever letting two live holders in.
-//! Waiters announce themselves so that a process releasing and re-acquiring in a loop
-//! gives them a turn (`local::Fairness`).
+//! and the lock taken, without ever letting two live holders in. Probing waiters also
+//! append a newline to the holder's file, which holders of earlier versions of this
+//! crate take as a request to step back; the other SDKs never read their file's content.
+//!
+//! # Fair hand-off
+//!
+//! Waiters of this crate wait in line, first come first served, so that none is
+//! overtaken again and again by processes that release and at once acquire again.
+//!
+//! The files, all beside the cache:
+//! - `<lock path>`: the lock file above; the holder creates, writes and removes it.
+//! - `<lock path>.queue/`: a directory (0700) that exists while somebody waits in line.
+//!   The first waiter to join creates it; whoever leaves it empty removes it.
+//! - `<lock path>.queue/<ns>-<pid>-<n>`: one empty ticket (0600) per waiting process,
+//!   named by its arrival time; its waiter creates it, holds its OS lock while waiting,
+//!   and removes it once it holds the lock file or gives up (`queue`).
+//!
+//! An acquirer whose process is not in a run (see below) joins the line at once when
+//! anyone is in it; otherwise it tries the lock file, and joins the line as soon as it
+//! has to wait. In line, only the first live ticket tries to create the lock file; the
+//! others keep probing it, for stale files and for a stuck first waiter.
+//!
+//! A process that releases and acquires again at once keeps the lock without queueing
+//! while its run of holds is younger than a slice of 8 ms (`local::Run`); that batches
+//! short holds, whose hand-off to another process would cost more than the hold. After
+//! the slice it queues behind the processes already waiting. A waiter thus waits at most
+//! about one slice (or one hold, if longer) per process ahead of it, plus a poll interval
+//! per hand-off.
+//!
+//! Why it is safe whoever is killed, whenever: the line only orders our waiters; who
+//! holds the lock is still decided by the exclusive create and the OS lock of the lock
+//! file alone, so no state of the line can let two holders in. And no state of the line
+//! can block anyone for long:
+//! - a waiter killed in line leaves a ticket whose OS lock the OS has dropped; the next
+//!   waiter behind it sees that and removes the ticket (killed between creating its
+//!   ticket and locking it, likewise);
+//! - a waiter that is first but does not run (stopped, starved of CPU) is passed: a
+//!   waiter that sees the lock free for 50 ms competes for it anyway (`Stall`);
+//! - a directory or ticket that cannot be created, read or locked (read-only directory,
+//!   no OS locks) makes the waiter compete for the lock file as if there were no line;
+//! - killed holders are recovered by the stale-file probe, as before.
+//!
+//! Processes of the other SDKs know nothing of the line: they compete with its first
+//! waiter, as before, and their files are never touched by it.
 //!
 //! # What the other SDKs can still break
 //!
@@ -42,12 +83,15 @@
 //! Pid liveness is not available, so a file with a parseable pid and no OS lock (an MSAL
 //! Node or Python `filelock` holder, or one that died) counts as held until its holder
 //! removes it; a file without a pid is removed after [`GRACE`] as on Unix. Waiters do not
-//! announce themselves there (the OS lock is mandatory and forbids the append).
+//! append to the lock file there (the OS lock is mandatory and forbids it); the line works
+//! as on Unix, its tickets being opened with std's default sharing, which allows their
+//! removal while open.
 
 pub mod break_stale;
 mod file_id;
 pub mod holder;
 mod local;
+mod queue;
 mod stale;
 mod wake;
 
@@ -69,6 +113,7 @@ use crate::{
 };
 use file_id::same_file;
 use local::LocalGuard;
+use queue::Queue;
 use stale::Probe;
 use wake::{POLL_MAX, Pause};
 
@@ -119,7 +164,10 @@ impl FileLock {
     /// - Held by another thread of this process, through this or another `FileLock` of
     ///   the same path: waits its turn; threads are served in arrival order.
     /// - Held by another process (this crate or any MSAL SDK): waits, and takes the lock
-    ///   within about a millisecond after the holder releases it.
+    ///   within about a millisecond after the holder releases it. Waiters of this crate
+    ///   take turns first come first served; a process taking the lock again right after
+    ///   releasing it goes behind them once it has held it for a slice of 8 ms (see
+    ///   [Fair hand-off](self#fair-hand-off)).
     /// - Left behind by a holder that died (its pid no longer runs, or now names a later
     ///   process, or the file names no holder and is older than [`GRACE`]): the file is
     ///   removed, with a warning logged, and the lock taken — within a poll interval of the
@@ -137,47 +185,72 @@ impl FileLock {
         let Some(local) = local::acquire(self.key(), deadline) else {
             return Err(self.timeout(wait, Seen::ThisProcess));
         };
-        local.yield_if_owed(deadline, || std::fs::symlink_metadata(&self.path).is_ok());
+        let queue = Queue::for_lock(&self.path);
+        let in_run = local.in_run();
+        // Outside a run, the line comes first: join it when anyone is in it.
+        let mut ticket = if !in_run && queue.has_waiters() {
+            queue.join(deadline)
+        } else {
+            None
+        };
+        let mut joined = ticket.is_some();
         let mut pause = Pause::new();
+        let mut stall = Stall::default();
         let mut waited = false;
         let mut retried_late = false;
         let mut seen = Seen::Nothing;
         loop {
-            match create_new(&self.path) {
-                Ok(file) => {
-                    if let Some((file, written_len)) = self.take_created(file, deadline)? {
-                        local.on_acquired(waited);
-                        return Ok(FileLockGuard {
-                            path: self.path.clone(),
-                            file: Some(file),
-                            written_len,
-                            local: Some(local),
-                        });
-                    }
-                    waited = true;
-                    seen = Seen::LostCreated;
-                }
-                Err(e) if is_taken(&e) => {
-                    waited = true;
-                    match stale::probe(&self.path, true, true)
-                        .map_err(|e| Error::io("inspect lock file", &self.path, e))?
-                    {
-                        Probe::Vanished | Probe::Removed(_) => {
-                            // Gone: create again at once. Past the deadline only once, so
-                            // that a zero wait still takes a lock whose stale file it just
-                            // removed.
-                            if Instant::now() < deadline || !retried_late {
-                                retried_late |= Instant::now() >= deadline;
-                                pause.reset();
-                                continue;
-                            }
+            let my_turn = match &ticket {
+                None => true,
+                Some(ticket) => stall.overdue() || queue.is_first(ticket),
+            };
+            let probe = if my_turn {
+                match create_new(&self.path) {
+                    Ok(file) => {
+                        if let Some(file) = self.take_created(file, deadline)? {
+                            // Leave the line only once holding the lock, so that nobody
+                            // behind us takes our turn.
+                            drop(ticket);
+                            local.on_acquired(in_run && !waited);
+                            return Ok(FileLockGuard {
+                                path: self.path.clone(),
+                                file: Some(file),
+                                local: Some(local),
+                            });
                         }
-                        Probe::Busy(holder) | Probe::Stale(holder, _) => {
-                            seen = Seen::Holder(holder);
-                        }
+                        seen = Seen::LostCreated;
+                        None
+                    }
+                    Err(e) if is_taken(&e) => Some(self.probe()?),
+                    Err(e) => return Err(Error::io("create lock file", &self.path, e)),
+                }
+            } else {
+                Some(self.probe()?)
+            };
+            waited = true;
+            match probe {
+                Some(Probe::Vanished | Probe::Removed(_)) => {
+                    stall.saw_free();
+                    // Gone: create again at once. Past the deadline only once, so that a
+                    // zero wait still takes a lock whose stale file it just removed.
+                    if my_turn && (Instant::now() < deadline || !retried_late) {
+                        retried_late |= Instant::now() >= deadline;
+                        pause.reset();
+                        continue;
+                    }
+                    if !my_turn {
+                        seen = Seen::Queued;
                     }
                 }
-                Err(e) => return Err(Error::io("create lock file", &self.path, e)),
+                Some(Probe::Busy(holder) | Probe::Stale(holder, _)) => {
+                    stall.saw_held();
+                    seen = Seen::Holder(holder);
+                }
+                None => {}
+            }
+            if !joined {
+                joined = true;
+                ticket = queue.join(deadline);
             }
             if Instant::now() >= deadline {
                 return Err(self.timeout(wait, seen));
@@ -208,10 +281,18 @@ impl FileLock {
         self.key.get_or_init(|| local::key_for(&self.path))
     }
 
+    /// Probes the existing lock file, removing it when stale.
+    fn probe(&self) -> Result<Probe> {
+        // Announcing keeps holders of earlier versions of this crate, which step back for
+        // announced waiters instead of queueing, fair to us.
+        stale::probe(&self.path, true, true)
+            .map_err(|e| Error::io("inspect lock file", &self.path, e))
+    }
+
     /// Finishes an acquire after our exclusive create: takes the OS lock and writes our
     /// pid. `None` when another process holds the file's OS lock (portalocker or .NET
     /// got it first; it removes the file when done) or the path stopped naming the file.
-    fn take_created(&self, file: File, deadline: Instant) -> Result<Option<(File, u64)>> {
+    fn take_created(&self, file: File, deadline: Instant) -> Result<Option<File>> {
         let mut pause = Duration::from_micros(10);
         loop {
             match file.try_lock() {
@@ -244,7 +325,7 @@ impl FileLock {
             let _ = self.unlink_if_ours(&file);
             return Err(Error::io("write lock file", &self.path, e));
         }
-        Ok(Some((file, content.len() as u64)))
+        Ok(Some(file))
     }
 
     fn names(&self, file: &File) -> Result<bool> {
@@ -272,8 +353,6 @@ impl FileLock {
 pub struct FileLockGuard {
     path: PathBuf,
     file: Option<File>,
-    /// The length of what we wrote; a longer file means a waiter announced itself.
-    written_len: u64,
     local: Option<LocalGuard>,
 }
 
@@ -287,15 +366,11 @@ impl FileLockGuard {
         let Some(file) = self.file.take() else {
             return Ok(());
         };
-        let announced = cfg!(unix)
-            && file
-                .metadata()
-                .is_ok_and(|meta| meta.len() > self.written_len);
         let unlinked = unlink_if_ours(&self.path, &file);
         // Closing drops the OS lock; only then may the next thread of this process go.
         drop(file);
         if let Some(local) = self.local.take() {
-            local.on_released(announced);
+            local.on_released();
         }
         unlinked.map_err(|e| Error::io("remove lock file", &self.path, e))
     }
@@ -320,6 +395,7 @@ enum Seen {
     Nothing,
     ThisProcess,
     LostCreated,
+    Queued,
     Holder(Holder),
 }
 
@@ -330,6 +406,9 @@ impl fmt::Display for Seen {
             Seen::ThisProcess => f.write_str("another thread or handle of this process holds it"),
             Seen::LostCreated => f.write_str(
                 "another process took the OS lock of the file right after we created it",
+            ),
+            Seen::Queued => f.write_str(
+                "it was free, but other waiters were ahead of us in line and did not take it",
             ),
             Seen::Holder(holder) => match (holder.pid, holder.liveness, holder.os_locked) {
                 (Some(pid), _, true) => {
@@ -346,6 +425,35 @@ impl fmt::Display for Seen {
                 ),
             },
         }
+    }
+}
+
+/// How long the lock has looked free to a waiter that is not first in line.
+///
+/// The first waiter takes a free lock within a poll interval, so a lock free for
+/// [`STALL`] means that waiter does not run (stopped, or not scheduled on a loaded
+/// machine); the next waiter then competes for the lock without waiting its turn, so
+/// that a stuck waiter in line holds nobody up for longer than that.
+#[derive(Debug, Default)]
+struct Stall {
+    free_since: Option<Instant>,
+}
+
+/// See [`Stall`]: many poll intervals (`wake::POLL_MAX`), with room for scheduling delay.
+const STALL: Duration = Duration::from_millis(50);
+
+impl Stall {
+    fn saw_free(&mut self) {
+        self.free_since.get_or_insert_with(Instant::now);
+    }
+
+    fn saw_held(&mut self) {
+        self.free_since = None;
+    }
+
+    fn overdue(&self) -> bool {
+        self.free_since
+            .is_some_and(|since| since.elapsed() >= STALL)
     }
 }
 

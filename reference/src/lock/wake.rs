@@ -6,7 +6,7 @@
 //! on the lock file's removal makes every waiter wake on every release, also on each
 //! release of a holder that re-acquires at once; on a two-core machine four processes
 //! then reached 44–62 % of one process's throughput, against 80–135 % with this polling.
-//! With polling, waiters sleep through the holder's slice (see `super::local::Fairness`)
+//! With polling, waiters sleep through the holder's slice (see `super::local::Run`)
 //! and hand-off still takes about a millisecond.
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,317 @@
+//! The waiting line of this crate's waiters for one lock file: `<lock path>.queue/`.
+//!
+//! A waiter joins by creating a ticket file in that directory, named
+//! `<wall-clock ns, 20 digits>-<pid>-<sequence>`, so names sort in arrival order and are
+//! never reused, and by holding the ticket's OS lock ([`File::try_lock`]) for as long as
+//! it waits. It leaves by removing its ticket, and then the directory if that is empty
+//! (`rmdir` removes only an empty directory, so it can never remove someone's ticket).
+//!
+//! Only the waiter whose ticket is first among the live ones tries to create the lock
+//! file. A ticket whose OS lock is free belongs to a waiter that died (the OS drops the
+//! lock with its holder), so whoever finds one ahead of its own removes it: a waiter
+//! killed in line holds nobody up for longer than the next poll. A live waiter can be
+//! caught between creating its ticket and locking it; it then finds its ticket removed
+//! and creates it again under the same name, keeping its place.
+//!
+//! The line only decides who goes first among waiters that use it: it never decides
+//! who holds the lock, which stays the lock file's exclusive create and OS lock. So any
+//! failure to use it (a read-only directory, a file system without OS locks) is not an
+//! error: the waiter then competes for the lock file as every waiter did before there was
+//! a line, and so do the other SDKs, which know nothing of it.
+
+use std::{
+    ffi::OsString,
+    fs::{self, File, OpenOptions},
+    io,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use super::{file_id::same_file, wake::POLL_MAX};
+
+/// The line of one lock file. Touches nothing until used.
+#[derive(Debug)]
+pub(super) struct Queue {
+    dir: PathBuf,
+}
+
+/// A place in line; dropping it leaves the line.
+#[derive(Debug)]
+pub(super) struct Ticket {
+    name: OsString,
+    path: PathBuf,
+    dir: PathBuf,
+    /// Open, and OS-locked, for as long as the ticket exists: that lock is what tells
+    /// the others that this waiter is alive.
+    _file: File,
+}
+
+impl Queue {
+    pub(super) fn for_lock(lock: &Path) -> Queue {
+        let mut dir = lock.as_os_str().to_owned();
+        dir.push(".queue");
+        Queue {
+            dir: PathBuf::from(dir),
+        }
+    }
+
+    /// Whether a live waiter is in line. Removes the tickets of dead waiters on the way,
+    /// and the directory when it is left empty.
+    pub(super) fn has_waiters(&self) -> bool {
+        self.first_live_before(None).is_some()
+    }
+
+    /// Joins the line, at its end. `None` when the line cannot be used here (see the
+    /// module documentation) or `deadline` passes while joining.
+    pub(super) fn join(&self, deadline: Instant) -> Option<Ticket> {
+        match self.try_join(deadline) {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                tracing::debug!(
+                    dir = %self.dir.display(),
+                    error = %e,
+                    "cannot queue for the cache lock; waiting without a place in line"
+                );
+                None
+            }
+        }
+    }
+
+    /// Whether `ticket` comes first among the live tickets; removes dead tickets ahead of
+    /// it. Also `true` when the line cannot be read, so that the waiter falls back to
+    /// competing rather than waiting for nothing.
+    pub(super) fn is_first(&self, ticket: &Ticket) -> bool {
+        self.first_live_before(Some(&ticket.name)).is_none()
+    }
+
+    fn try_join(&self, deadline: Instant) -> io::Result<Option<Ticket>> {
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let name = OsString::from(format!(
+            "{stamp:020}-{}-{}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let path = self.dir.join(&name);
+        while Instant::now() < deadline {
+            create_private_dir(&self.dir)?;
+            let file = match create_ticket(&path) {
+                Ok(file) => file,
+                // The last waiter removed the directory after we created it: again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            match lock_own_ticket(&file, &path, deadline) {
+                Ok(Locked::Yes) => {
+                    return Ok(Some(Ticket {
+                        name,
+                        path,
+                        dir: self.dir.clone(),
+                        _file: file,
+                    }));
+                }
+                // Removed as dead before we locked it: create it again, same place.
+                Ok(Locked::RemovedFirst) => {}
+                Ok(Locked::TimedOut) => break,
+                Err(e) => {
+                    let _ = fs::remove_file(&path);
+                    return Err(e);
+                }
+            }
+        }
+        let _ = fs::remove_file(&path);
+        Ok(None)
+    }
+
+    /// The first ticket, in arrival order and before `before` if given, whose waiter is
+    /// alive. Dead ones found ahead of it are removed.
+    fn first_live_before(&self, before: Option<&OsString>) -> Option<OsString> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(_) => return None,
+        };
+        let mut names: Vec<OsString> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.file_name()))
+            .filter(|name| is_ticket_name(name))
+            .collect();
+        names.sort();
+        for name in names {
+            if before.is_some_and(|before| name >= *before) {
+                return None;
+            }
+            if self.is_alive(&name) {
+                return Some(name);
+            }
+        }
+        if before.is_none() {
+            // Fails while anyone has a ticket in it, and that is the point.
+            let _ = fs::remove_dir(&self.dir);
+        }
+        None
+    }
+
+    /// Whether the waiter of ticket `name` is alive; removes the ticket if it is dead.
+    /// A ticket that is gone or cannot be judged holds nobody up.
+    fn is_alive(&self, name: &OsString) -> bool {
+        let path = self.dir.join(name);
+        // Unreadable includes, on Windows, a ticket being deleted.
+        let Ok(file) = OpenOptions::new().read(true).open(&path) else {
+            return false;
+        };
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Ok(()) => {
+                // Its waiter died, or is between creating and locking it and will create
+                // it again. The name is never reused, so this removes only that ticket.
+                if fs::remove_file(&path).is_ok() {
+                    tracing::debug!(ticket = %path.display(), "removed the ticket of a waiter that is gone");
+                }
+                false
+            }
+            // No OS locks here: nobody's liveness can be told.
+            Err(std::fs::TryLockError::Error(_)) => false,
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        // The name is ours alone; removing it before closing means no prober ever sees it
+        // unlocked.
+        let _ = fs::remove_file(&self.path);
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// `<20 digits>-<digits>-<digits>`: anything else in the directory is not ours to judge.
+fn is_ticket_name(name: &OsString) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    let parts: Vec<&str> = name.split('-').collect();
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    parts.len() == 3 && parts[0].len() == 20 && parts.iter().all(|part| digits(part))
+}
+
+enum Locked {
+    Yes,
+    /// A prober judged the ticket dead and removed it before we locked it.
+    RemovedFirst,
+    TimedOut,
+}
+
+/// Takes the OS lock of our new ticket; an error when the file system has no OS locks.
+fn lock_own_ticket(file: &File, path: &Path, deadline: Instant) -> io::Result<Locked> {
+    let mut pause = Duration::from_micros(10);
+    loop {
+        match file.try_lock() {
+            Ok(()) if same_file(file, path)? => return Ok(Locked::Yes),
+            Ok(()) => return Ok(Locked::RemovedFirst),
+            // A prober holds it for a moment, judging it.
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !same_file(file, path)? {
+                    return Ok(Locked::RemovedFirst);
+                }
+                if Instant::now() >= deadline {
+                    return Ok(Locked::TimedOut);
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(POLL_MAX);
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+fn create_ticket(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// The directory, owner-only; an existing one is fine.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn tickets_are_first_in_arrival_order_and_the_last_one_out_removes_the_line() -> io::Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let queue = Queue::for_lock(&dir.path().join("c.lockfile"));
+        assert!(!queue.has_waiters());
+        let first = queue.join(far()).expect("joins");
+        let second = queue.join(far()).expect("joins");
+        assert!(queue.has_waiters());
+        assert!(queue.is_first(&first));
+        assert!(!queue.is_first(&second));
+        drop(first);
+        assert!(queue.is_first(&second));
+        drop(second);
+        assert!(!queue.has_waiters());
+        assert!(!dir.path().join("c.lockfile.queue").exists());
+        Ok(())
+    }
+
+    /// What a waiter killed in line leaves: a ticket nobody holds the OS lock of.
+    #[test]
+    fn a_dead_waiters_ticket_is_removed_and_holds_nobody_up() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let queue = Queue::for_lock(&dir.path().join("c.lockfile"));
+        let line = dir.path().join("c.lockfile.queue");
+        fs::create_dir(&line)?;
+        let dead = line.join(format!("{:020}-4194400-0", 1));
+        fs::write(&dead, "")?;
+        let ours = queue.join(far()).expect("joins");
+        assert!(queue.is_first(&ours));
+        assert!(!dead.exists());
+        drop(ours);
+        // Alone in line, a dead ticket is cleared by the next look, directory and all.
+        fs::create_dir(&line)?;
+        fs::write(&dead, "")?;
+        assert!(!queue.has_waiters());
+        assert!(!line.exists());
+        Ok(())
+    }
+
+    #[test]
+    fn foreign_files_in_the_line_are_left_alone() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let queue = Queue::for_lock(&dir.path().join("c.lockfile"));
+        let line = dir.path().join("c.lockfile.queue");
+        fs::create_dir(&line)?;
+        fs::write(line.join("notes.txt"), "")?;
+        assert!(!queue.has_waiters());
+        assert!(line.join("notes.txt").exists());
+        for name in [
+            "1-2-3",
+            "00000000000000000001-2",
+            "0000000000000000000a-2-3",
+            "x",
+        ] {
+            assert!(!is_ticket_name(&OsString::from(name)), "{name}");
+        }
+        assert!(is_ticket_name(&OsString::from("00000000000000000001-2-3")));
+        Ok(())
+    }
+}
