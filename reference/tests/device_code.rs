@@ -21,7 +21,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use azure_core::credentials::TokenCredential;
+use azure_core::{
+    credentials::TokenCredential,
+    http::{AsyncRawResponse, HttpClient, Request as HttpRequest},
+};
 use base64::Engine as _;
 use identity_cache_persistence::{
     FilePersistence,
@@ -791,13 +794,35 @@ fn concurrent_requests_of_one_credential_share_one_sign_in() {
     assert!(tokens.iter().all(|t| *t == tokens[0]));
 }
 
+/// An injected transport: azure_core's default one, counting the requests it carries.
+#[derive(Debug)]
+struct CountingTransport {
+    inner: Arc<dyn HttpClient>,
+    requests: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for CountingTransport {
+    async fn execute_request(&self, request: &HttpRequest) -> azure_core::Result<AsyncRawResponse> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.inner.execute_request(request).await
+    }
+}
+
 #[test]
-fn without_persistence_tokens_stay_in_memory() {
+fn without_persistence_tokens_stay_in_memory_and_the_transport_is_injectable() {
     let runtime = runtime();
     let authority = MockAuthority::start(3600);
     let prompts = Arc::new(Mutex::new(Vec::new()));
-    let credential =
-        DeviceCodeCredential::new(options(&authority.url(), prompts.clone())).expect("credential");
+    let transport = Arc::new(CountingTransport {
+        inner: azure_core::http::new_http_client(None),
+        requests: AtomicU64::new(0),
+    });
+    let credential = DeviceCodeCredential::new(DeviceCodeCredentialOptions {
+        http_client: Some(transport.clone()),
+        ..options(&authority.url(), prompts.clone())
+    })
+    .expect("credential");
     let a = runtime
         .block_on(credential.get_token(&[SCOPE], None))
         .expect("token");
@@ -807,6 +832,11 @@ fn without_persistence_tokens_stay_in_memory() {
     assert_eq!(a.token.secret(), b.token.secret());
     assert_eq!(prompts.lock().expect("prompts").len(), 1);
     assert_eq!(authority.device_code_requests(), 1);
+    assert_eq!(
+        transport.requests.load(Ordering::SeqCst) as usize,
+        authority.server.requests().len(),
+        "every request went through the injected transport"
+    );
     let debug = format!("{credential:?}");
     for secret in authority.issued() {
         assert!(!debug.contains(&secret), "a secret in {debug}");
