@@ -13,7 +13,6 @@ mod tokens;
 use std::{
     fmt,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use azure_core::{
@@ -123,7 +122,6 @@ pub struct DeviceCodeCredential {
     /// Held while a `get_token` signs in, so that concurrent requests of this credential
     /// wait for that sign-in and use its tokens instead of prompting the user each.
     signing_in: async_lock::Mutex<()>,
-    refresh_margin: Duration,
 }
 
 impl fmt::Debug for DeviceCodeCredential {
@@ -133,7 +131,6 @@ impl fmt::Debug for DeviceCodeCredential {
             .field("client_id", &self.grants.client_id)
             .field("account", &self.account())
             .field("store", &self.store)
-            .field("refresh_margin", &self.refresh_margin)
             .finish_non_exhaustive()
     }
 }
@@ -221,17 +218,7 @@ impl DeviceCodeCredential {
             }),
             account: Mutex::new(authentication_record),
             signing_in: async_lock::Mutex::new(()),
-            refresh_margin: REFRESH_MARGIN,
         }))
-    }
-
-    /// Sets the refresh margin (default [`REFRESH_MARGIN`]): a cached access token closer
-    /// to its expiry than this is refreshed. Call before sharing the credential.
-    pub fn with_refresh_margin(mut self: Arc<Self>, margin: Duration) -> Arc<Self> {
-        if let Some(this) = Arc::get_mut(&mut self) {
-            this.refresh_margin = margin;
-        }
-        self
     }
 
     /// Signs the user in with a device code (always: this is the interactive step), keeps
@@ -241,6 +228,7 @@ impl DeviceCodeCredential {
         if scopes.is_empty() {
             return Err(DeviceCodeError::NoScopes.into_azure());
         }
+        let _signing_in = self.signing_in.lock().await;
         let (record, _) = self.sign_in(scopes).await?;
         Ok(record)
     }
@@ -315,7 +303,7 @@ impl DeviceCodeCredential {
             },
         };
         if let Some(token) =
-            lookup.access_token(&session.document, &account, scopes, self.refresh_margin)
+            lookup.access_token(&session.document, &account, scopes, REFRESH_MARGIN)
         {
             tracing::info!(scopes = %scopes.join(" "), "access token from the token cache");
             return Ok(Some(token));
