@@ -1,6 +1,30 @@
 //! [`DeviceCodeCredential`] (feature `device-code`): signs a user in with the OAuth 2.0
 //! device authorization grant once, keeps the tokens in the MSAL token cache, and serves
 //! later requests (in this process or the next) silently from it.
+//!
+//! ```no_run
+//! use azure_core::credentials::TokenCredential;
+//! use identity_cache_persistence::{
+//!     TokenCachePersistenceOptions,
+//!     azure::device_code::{DeviceCodeCredential, DeviceCodeCredentialOptions},
+//! };
+//!
+//! # async fn run() -> azure_core::Result<()> {
+//! // new DeviceCodeCredential({ tokenCachePersistenceOptions: { enabled: true } })
+//! let credential = DeviceCodeCredential::new(DeviceCodeCredentialOptions {
+//!     token_cache_persistence_options: Some(TokenCachePersistenceOptions {
+//!         enabled: true,
+//!         ..Default::default()
+//!     }),
+//!     ..Default::default()
+//! })?;
+//! // The first run prompts on stderr; later runs are silent while the refresh token lives.
+//! let token = credential
+//!     .get_token(&["https://graph.microsoft.com/.default"], None)
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod authority;
 mod error;
