@@ -259,5 +259,12 @@ fn four_processes_lose_no_increment() -> Result<(), Failed> {
     if total != u64::from(PROCESSES * EACH) {
         return Err(format!("lost updates: {total} of {}", PROCESSES * EACH).into());
     }
+    // The lock file and the waiters' line are gone with the last holder.
+    let left: Vec<_> = std::fs::read_dir(dir.path())?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    if left != ["msal.cache"] {
+        return Err(format!("files left behind: {left:?}").into());
+    }
     Ok(())
 }

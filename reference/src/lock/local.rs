@@ -36,9 +36,10 @@ struct SlotState {
 
 /// This process's current run of back-to-back holds of one lock path.
 ///
-/// Handing the lock to another process costs about a millisecond (its waiters poll), so
-/// a process that releases and at once acquires again keeps the lock, without queueing,
-/// while its run is young: while the run so far plus the last hold fits in [`SLICE`].
+/// Handing the lock to another process costs a fraction of a millisecond and a few
+/// wake-ups (its waiters poll), so a process that releases and at once acquires again
+/// keeps the lock, without queueing, while its run is young: while the run so far plus
+/// the last hold fits in [`SLICE`].
 /// Short holds thus go in batches of up to [`SLICE`], which keeps the hand-offs rare and
 /// the throughput of several processes near that of one; holds longer than half the
 /// slice go one per turn. After the slice the process queues behind the waiters of other

@@ -20,12 +20,13 @@
 //! To release, it unlinks the path if the path still names the file it holds (never
 //! someone else's lock file), then closes the file, which drops the OS lock.
 //!
-//! While the file exists, a waiter polls every 50 µs to 1 ms (`wake`) rather than the
-//! 50–250 ms of the other SDKs, so a release is noticed within about a millisecond. Each
-//! poll also probes the existing file (`stale`): a file whose holder is dead is removed
-//! and the lock taken, without ever letting two live holders in. Probing waiters also
-//! append a newline to the holder's file, which holders of earlier versions of this
-//! crate take as a request to step back; the other SDKs never read their file's content.
+//! While the file exists, a waiter polls every 50 µs to 2 ms (`wake`) rather than the
+//! 50–250 ms of the other SDKs; the first waiter in line every 250 µs at most, so a
+//! release is noticed within a fraction of a millisecond. Each poll also probes the
+//! existing file (`stale`): a file whose holder is dead is removed and the lock taken,
+//! without ever letting two live holders in. Probing waiters also append a newline to
+//! the holder's file, which holders of earlier versions of this crate take as a request
+//! to step back; the other SDKs never read their file's content.
 //!
 //! # Fair hand-off
 //!
@@ -115,7 +116,7 @@ use file_id::same_file;
 use local::LocalGuard;
 use queue::Queue;
 use stale::Probe;
-use wake::{POLL_MAX, Pause};
+use wake::{POLL_MAX_FIRST, Pause};
 
 /// A lock file shared with the MSAL extensions of the other SDKs.
 ///
@@ -255,7 +256,7 @@ impl FileLock {
             if Instant::now() >= deadline {
                 return Err(self.timeout(wait, seen));
             }
-            pause.wait(deadline);
+            pause.wait(deadline, my_turn);
         }
     }
 
@@ -303,7 +304,7 @@ impl FileLock {
                         return Ok(None);
                     }
                     std::thread::sleep(pause);
-                    pause = (pause * 2).min(POLL_MAX);
+                    pause = (pause * 2).min(POLL_MAX_FIRST);
                 }
                 // No OS locks on this file system: the pid alone marks the holder.
                 Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {

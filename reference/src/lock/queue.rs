@@ -28,7 +28,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use super::{file_id::same_file, wake::POLL_MAX};
+use super::{file_id::same_file, wake::POLL_MAX_FIRST};
 
 /// The line of one lock file. Touches nothing until used.
 #[derive(Debug)]
@@ -136,7 +136,7 @@ impl Queue {
         };
         let mut names: Vec<OsString> = entries
             .filter_map(|entry| entry.ok().map(|e| e.file_name()))
-            .filter(|name| is_ticket_name(name))
+            .filter(is_ticket_name)
             .collect();
         names.sort();
         for name in names {
@@ -220,7 +220,7 @@ fn lock_own_ticket(file: &File, path: &Path, deadline: Instant) -> io::Result<Lo
                     return Ok(Locked::TimedOut);
                 }
                 std::thread::sleep(pause);
-                pause = (pause * 2).min(POLL_MAX);
+                pause = (pause * 2).min(POLL_MAX_FIRST);
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }

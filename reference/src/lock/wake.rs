@@ -1,21 +1,29 @@
-//! The pause between two attempts to create the lock file: a sleep that starts at
-//! [`POLL_MIN`] and doubles up to [`POLL_MAX`], so a release is noticed within about a
-//! millisecond, where the other SDKs sleep 50–250 ms.
+//! The pause between two looks at the lock file: a sleep that starts at [`POLL_MIN`] and
+//! doubles up to a cap, where the other SDKs sleep 50–250 ms.
+//!
+//! The first waiter in line, the only one that may take the lock next, caps its pauses at
+//! [`POLL_MAX_FIRST`], so it takes a released lock within a fraction of a millisecond.
+//! The waiters behind it only watch the line (and the lock, for stale files and a stuck
+//! first waiter), so they cap at [`POLL_MAX`]: fewer wake-ups, each of which on a busy
+//! machine takes the CPU from the holder.
 //!
 //! Why not inotify on Linux: it was built and measured (see the benchmark `lock`). Waking
 //! on the lock file's removal makes every waiter wake on every release, also on each
 //! release of a holder that re-acquires at once; on a two-core machine four processes
 //! then reached 44–62 % of one process's throughput, against 80–135 % with this polling.
 //! With polling, waiters sleep through the holder's slice (see `super::local::Run`)
-//! and hand-off still takes about a millisecond.
+//! and hand-off still takes well under a millisecond.
 
 use std::time::{Duration, Instant};
 
 /// The first pause; pauses double up to [`POLL_MAX`].
 pub(super) const POLL_MIN: Duration = Duration::from_micros(50);
 
-/// The longest pause between two attempts: a release is noticed within about this long.
-pub(super) const POLL_MAX: Duration = Duration::from_millis(1);
+/// The longest pause of a waiter that is not first in line.
+pub(super) const POLL_MAX: Duration = Duration::from_millis(2);
+
+/// The longest pause of the first waiter in line (see `super::queue`).
+pub(super) const POLL_MAX_FIRST: Duration = Duration::from_micros(250);
 
 /// The pause state of one acquire.
 #[derive(Debug)]
@@ -33,10 +41,13 @@ impl Pause {
         self.next = POLL_MIN;
     }
 
-    /// Sleeps for the current pause, at most until `deadline`.
-    pub(super) fn wait(&mut self, deadline: Instant) {
+    /// Sleeps for the current pause, at most until `deadline`; `first` says whether
+    /// this waiter is first in line.
+    pub(super) fn wait(&mut self, deadline: Instant, first: bool) {
+        let max = if first { POLL_MAX_FIRST } else { POLL_MAX };
+        self.next = self.next.min(max);
         let until = (Instant::now() + self.next).min(deadline);
-        self.next = (self.next * 2).min(POLL_MAX);
+        self.next = (self.next * 2).min(max);
         std::thread::sleep(until.saturating_duration_since(Instant::now()));
     }
 }
