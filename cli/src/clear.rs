@@ -37,7 +37,7 @@ pub fn run(context: &Context, args: &ClearArgs, json: bool) -> Result<Code, Fail
                 Box::new(FilePersistence::new(&path)?),
             )
         } else {
-            keyring::check(context)?;
+            keyring::check_for(context, name, file_len.is_some())?;
             (
                 Backend::SecretService,
                 keyring::persistence(context, &path)?,

@@ -6,7 +6,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::{context::Context, exit::Code};
+use crate::{
+    context::Context,
+    exit::{Code, Failure},
+};
 
 /// Why the keyring cannot be used, with the exit code of its cause.
 #[derive(Debug, Clone, Serialize)]
@@ -165,8 +168,26 @@ pub fn validate(context: &Context, path: &Path) -> Result<(), Problem> {
     imp::validate(context, path)
 }
 
-impl From<Problem> for crate::exit::Failure {
+impl From<Problem> for Failure {
     fn from(problem: Problem) -> Self {
-        crate::exit::Failure::new(problem.code, problem.message)
+        Failure::new(problem.code, problem.message)
+    }
+}
+
+/// [`check`] before reading or deleting the keyring cache `name`: a keyring problem is the
+/// failure when a marker file says the cache is there; without one, the cache is simply
+/// not found, and the message says the keyring could not be searched.
+pub fn check_for(context: &Context, name: &str, marker_exists: bool) -> Result<(), Failure> {
+    match check(context) {
+        Ok(()) => Ok(()),
+        Err(problem) if marker_exists => Err(problem.into()),
+        Err(problem) => Err(Failure::new(
+            Code::NotFound,
+            format!(
+                "no cache named {name:?} in {}, and the Secret Service could not be searched: {}",
+                context.dir.display(),
+                problem.message
+            ),
+        )),
     }
 }

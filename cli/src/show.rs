@@ -35,19 +35,7 @@ pub fn load(context: &Context, name: &str) -> Result<(Backend, Vec<u8>), Failure
             return Ok((Backend::PlaintextFile, blob));
         }
     }
-    if let Err(problem) = keyring::check(context) {
-        if file_len.is_some() {
-            return Err(problem.into());
-        }
-        return Err(Failure::new(
-            Code::NotFound,
-            format!(
-                "no cache named {name:?} in {}, and the Secret Service could not be searched: {}",
-                context.dir.display(),
-                problem.message
-            ),
-        ));
-    }
+    keyring::check_for(context, name, file_len.is_some())?;
     let blob = keyring::persistence(context, &path)?.load()?;
     match blob {
         Some(blob) if file_len.is_some() => Ok((Backend::SecretService, blob)),
