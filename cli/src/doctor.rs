@@ -84,10 +84,11 @@ Desktop sessions start it at login; KWallet or KeePassXC with Secret Service
 integration work as well.";
 
 const FIX_LOCKED: &str = "\
-Unlock the keyring: log in to the desktop session (it unlocks the login keyring), or
-  echo -n 'your keyring password' | gnome-keyring-daemon --unlock
-or open \"Passwords and Keys\" (seahorse) and unlock the Login keyring.
-The SDKs never unlock it themselves: that needs a prompt, which headless sessions cannot show.";
+Unlock the keyring: log in to the desktop session (it unlocks the login keyring), or open
+\"Passwords and Keys\" (seahorse) and unlock the Login keyring. Without a desktop:
+  echo -n 'your keyring password' | gnome-keyring-daemon --replace --unlock --components=secrets
+(restarts the daemon with the login keyring unlocked). The SDKs never unlock it themselves:
+that needs a prompt, which headless sessions cannot show.";
 
 const FIX_NO_COLLECTION: &str = "\
 Create the login keyring and make it the default:
