@@ -73,3 +73,41 @@ impl FileLock {
         Ok(last)
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn removes_only_what_a_waiter_would_remove() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = FileLock::new(dir.path().join("msal.cache.lockfile"));
+        assert_eq!(lock.break_stale().expect("probe"), BreakStale::Free);
+
+        // A pid above Linux's limit: never running.
+        std::fs::write(lock.path(), "4194400 /usr/bin/python3").expect("write");
+        match lock.break_stale().expect("break") {
+            BreakStale::Removed(holder, reason) => {
+                assert_eq!(holder.pid, Some(4194400));
+                assert_eq!(reason, "its holder is not running");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!lock.path().exists());
+
+        // A live holder: this process, through the OS lock of its own acquire.
+        let guard = lock.acquire(Duration::from_secs(5)).expect("acquire");
+        match lock.break_stale().expect("probe") {
+            BreakStale::Held(holder) => {
+                assert!(holder.os_locked);
+                assert_eq!(holder.pid, Some(std::process::id()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(lock.path().exists(), "a live holder's file stays");
+        drop(guard);
+        assert_eq!(lock.break_stale().expect("probe"), BreakStale::Free);
+    }
+}
