@@ -123,6 +123,11 @@ fn secure_storage(context: &Context, args: &DoctorArgs, findings: &mut Vec<Findi
         }
         Err(problem) => problem,
     };
+    if problem.cause == "unsupported" {
+        // macOS Keychain and Windows DPAPI are not inspected: say so, and judge the rest.
+        findings.push(Finding::ok("secure_storage", "not_inspected", problem.message).warning());
+        return false;
+    }
     let (summary, fix) = match problem.cause {
         "no_bus" => ("No D-Bus session bus.", FIX_NO_BUS),
         "no_service" => (

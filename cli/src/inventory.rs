@@ -98,6 +98,7 @@ pub struct Cache {
     /// The cache name; for a shared keyring item with no name, `(every name)`.
     pub name: String,
     pub backend: Backend,
+    /// [`Backend::describe`] of `backend`, for people reading the JSON.
     pub stored_in: &'static str,
     /// The file or marker file.
     pub path: Option<PathBuf>,
@@ -110,6 +111,13 @@ pub struct Cache {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyring_item: Option<Item>,
     pub lock: Lock,
+}
+
+impl Cache {
+    fn set_backend(&mut self, backend: Backend) {
+        self.backend = backend;
+        self.stored_in = backend.describe();
+    }
 }
 
 /// Everything found.
@@ -148,7 +156,7 @@ pub fn scan(context: &Context) -> Result<Inventory, Failure> {
         let mut cache = Cache {
             name: name.clone(),
             backend: Backend::PlaintextFile,
-            stored_in: "",
+            stored_in: Backend::PlaintextFile.describe(),
             path: Some(path),
             size: Some(meta.len()),
             last_change: meta.modified().ok().and_then(rfc3339),
@@ -161,11 +169,11 @@ pub fn scan(context: &Context) -> Result<Inventory, Failure> {
             let found = items
                 .iter()
                 .position(|item| belongs(item, name, context.profile));
-            cache.backend = Backend::MarkerWithoutItem;
+            cache.set_backend(Backend::MarkerWithoutItem);
             if let Some(index) = found {
                 claimed[index] = true;
                 let item = &items[index];
-                cache.backend = Backend::SecretService;
+                cache.set_backend(Backend::SecretService);
                 cache.size = item.size.map(|s| s as u64);
                 cache.last_change = item.modified.clone().or(cache.last_change);
                 cache.keyring_item = Some(item.clone());
@@ -191,7 +199,7 @@ pub fn scan(context: &Context) -> Result<Inventory, Failure> {
         caches.push(Cache {
             path: None,
             backend: Backend::SecretServiceWithoutMarker,
-            stored_in: "",
+            stored_in: Backend::SecretServiceWithoutMarker.describe(),
             size: item.size.map(|s| s as u64),
             last_change: item.modified.clone(),
             mode: None,
@@ -206,7 +214,7 @@ pub fn scan(context: &Context) -> Result<Inventory, Failure> {
             caches.push(Cache {
                 name: name.clone(),
                 backend: Backend::LockFileOnly,
-                stored_in: "",
+                stored_in: Backend::LockFileOnly.describe(),
                 path: None,
                 size: None,
                 last_change: None,
@@ -215,9 +223,6 @@ pub fn scan(context: &Context) -> Result<Inventory, Failure> {
                 lock: lock_state(context, name),
             });
         }
-    }
-    for cache in &mut caches {
-        cache.stored_in = cache.backend.describe();
     }
     caches.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Inventory {
