@@ -66,7 +66,10 @@ impl fmt::Display for ServiceProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServiceProblem::NoBus { address, detail } => {
-                write!(f, "no D-Bus session bus: could not connect to {address}: {detail}")
+                write!(
+                    f,
+                    "no D-Bus session bus: could not connect to {address}: {detail}"
+                )
             }
             ServiceProblem::NoService { address } => write!(
                 f,
@@ -116,12 +119,10 @@ pub struct CacheItem {
 /// [`SecretServicePersistence::validate`](super::SecretServicePersistence::validate).
 pub fn check_service(address: Option<&str>) -> Result<(), ServiceProblem> {
     let service = connect(address)?;
-    let collection = service
-        .get_default_collection()
-        .map_err(|e| match e {
-            secret_service::Error::NoResult => ServiceProblem::NoDefaultCollection,
-            e => failed("find the default collection", &e),
-        })?;
+    let collection = service.get_default_collection().map_err(|e| match e {
+        secret_service::Error::NoResult => ServiceProblem::NoDefaultCollection,
+        e => failed("find the default collection", &e),
+    })?;
     let locked = collection
         .is_locked()
         .map_err(|e| failed("read the collection's Locked property", &e))?;
@@ -142,9 +143,13 @@ pub fn check_service(address: Option<&str>) -> Result<(), ServiceProblem> {
 /// are never listed.
 pub fn cache_items(address: Option<&str>) -> Result<Vec<CacheItem>, ServiceProblem> {
     let service = connect(address)?;
-    let dotnet = KeyringProfile::AzureIdentityDotNet.layout("msal.cache").lookup;
+    let dotnet = KeyringProfile::AzureIdentityDotNet
+        .layout("msal.cache")
+        .lookup;
     // The Python lookup without the schema, which is the cache name: every name's item.
-    let mut python = KeyringProfile::AzureIdentityPython.layout("msal.cache").lookup;
+    let mut python = KeyringProfile::AzureIdentityPython
+        .layout("msal.cache")
+        .lookup;
     python.remove(SCHEMA_ATTRIBUTE);
     let keytar = KeyringProfile::Keytar.layout("msal.cache").lookup;
     let mut items = Vec::new();
