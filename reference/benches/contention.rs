@@ -47,18 +47,20 @@ fn main() {
         let waits = four.waits();
         let longest = four.longest_wait();
         println!(
-            "round {round}: 1 process {:?} ({:.0}/s, hold median {:?} max {:?}); \
+            "round {round}: 1 process {:?} ({:.0}/s, hold median {:?} max {:?}, held {:.0}%); \
              4 processes {:?} ({:.0}/s, hold median {:?} max {:?}); ratio {ratio:.2}; \
-             wait median {:?} p99 {:?} max {:?}, over {} waits {} ms; \
-             longest wait sat through {} holds of others, longest {:?}; lost {}",
+             lock held {:.0}% of the time; wait median {:?} p99 {:?} max {:?}, over {} \
+             waits {} ms; longest wait sat through {} holds of others, longest {:?}; lost {}",
             single.elapsed,
             f64::from(TOTAL) / single.elapsed.as_secs_f64(),
             percentile(&single.holds(), 50),
             percentile(&single.holds(), 100),
+            single.busy() * 100.0,
             four.elapsed,
             f64::from(TOTAL) / four.elapsed.as_secs_f64(),
             percentile(&four.holds(), 50),
             percentile(&four.holds(), 100),
+            four.busy() * 100.0,
             percentile(&waits, 50),
             percentile(&waits, 99),
             percentile(&waits, 100),
@@ -116,6 +118,25 @@ impl Outcome {
             .iter()
             .map(|a| nanos(a.released - a.got))
             .collect()
+    }
+
+    /// The share of the time from the first hold to the last release that the lock was
+    /// held; the rest went to hand-offs.
+    fn busy(&self) -> f64 {
+        let first = self
+            .accesses
+            .iter()
+            .map(|a| a.got)
+            .min()
+            .unwrap_or_default();
+        let last = self
+            .accesses
+            .iter()
+            .map(|a| a.released)
+            .max()
+            .unwrap_or_default();
+        let held: Duration = self.holds().iter().sum();
+        held.as_secs_f64() / nanos(last.saturating_sub(first)).as_secs_f64().max(1e-9)
     }
 
     /// The holds of other processes that began while the longest wait waited.

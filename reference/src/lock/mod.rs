@@ -47,7 +47,7 @@
 //! others keep probing it, for stale files and for a stuck first waiter.
 //!
 //! A process that releases and acquires again at once keeps the lock without queueing
-//! while its run of holds is younger than a slice of 8 ms (`local::Run`); that batches
+//! while its run of holds is younger than a slice of 5 ms (`local::Run`); that batches
 //! short holds, whose hand-off to another process would cost more than the hold. After
 //! the slice it queues behind the processes already waiting. A waiter thus waits at most
 //! about one slice (or one hold, if longer) per process ahead of it, plus a poll interval
@@ -167,7 +167,7 @@ impl FileLock {
     /// - Held by another process (this crate or any MSAL SDK): waits, and takes the lock
     ///   within about a millisecond after the holder releases it. Waiters of this crate
     ///   take turns first come first served; a process taking the lock again right after
-    ///   releasing it goes behind them once it has held it for a slice of 8 ms (see
+    ///   releasing it goes behind them once it has held it for a slice of 5 ms (see
     ///   [Fair hand-off](self#fair-hand-off)).
     /// - Left behind by a holder that died (its pid no longer runs, or now names a later
     ///   process, or the file names no holder and is older than [`GRACE`]): the file is
@@ -200,10 +200,15 @@ impl FileLock {
         let mut waited = false;
         let mut retried_late = false;
         let mut seen = Seen::Nothing;
+        // Once first in line, first until we leave: later tickets sort after ours.
+        let mut first = false;
         loop {
             let my_turn = match &ticket {
                 None => true,
-                Some(ticket) => stall.overdue() || queue.is_first(ticket),
+                Some(ticket) => {
+                    first = first || queue.is_first(ticket);
+                    first || stall.overdue()
+                }
             };
             let probe = if my_turn {
                 match create_new(&self.path) {
