@@ -261,13 +261,13 @@ fn a_sigkilled_holder_does_not_block_the_next_acquirer() {
 fn wait_in_line(path: &Path, pid: u32) {
     let mut line = path.as_os_str().to_owned();
     line.push(".queue");
-    let mine = format!("-{pid}-");
+    let mine = format!("-{pid}");
     let until = Instant::now() + LONG;
     while Instant::now() < until {
         let queued = fs::read_dir(&line).is_ok_and(|entries| {
             entries
                 .filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().contains(&mine))
+                .any(|e| e.file_name().to_string_lossy().ends_with(&mine))
         });
         if queued {
             return;

@@ -37,7 +37,7 @@
 //! - `<lock path>`: the lock file above; the holder creates, writes and removes it.
 //! - `<lock path>.queue/`: a directory (0700) that exists while somebody waits in line.
 //!   The first waiter to join creates it; whoever leaves it empty removes it.
-//! - `<lock path>.queue/<ns>-<pid>-<n>`: one empty ticket (0600) per waiting process,
+//! - `<lock path>.queue/<ns>-<pid>`: one empty ticket (0600) per waiting process,
 //!   named by its arrival time; its waiter creates it, holds its OS lock while waiting,
 //!   and removes it once it holds the lock file or gives up (`queue`).
 //!

@@ -1,8 +1,8 @@
 //! The waiting line of this crate's waiters for one lock file: `<lock path>.queue/`.
 //!
 //! A waiter joins by creating a ticket file in that directory, named
-//! `<wall-clock ns, 20 digits>-<pid>-<sequence>`, so names sort in arrival order and are
-//! never reused, and by holding the ticket's OS lock ([`File::try_lock`]) for as long as
+//! `<wall-clock ns, 20 digits>-<pid>`, so names sort in arrival order and are never
+//! reused, and by holding the ticket's OS lock ([`File::try_lock`]) for as long as
 //! it waits. It leaves by removing its ticket, and then the directory if that is empty
 //! (`rmdir` removes only an empty directory, so it can never remove someone's ticket).
 //!
@@ -86,16 +86,7 @@ impl Queue {
     }
 
     fn try_join(&self, deadline: Instant) -> io::Result<Option<Ticket>> {
-        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let name = OsString::from(format!(
-            "{stamp:020}-{}-{}",
-            std::process::id(),
-            SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ));
+        let name = OsString::from(format!("{:020}-{}", stamp(), std::process::id()));
         let path = self.dir.join(&name);
         while Instant::now() < deadline {
             create_private_dir(&self.dir)?;
@@ -187,14 +178,32 @@ impl Drop for Ticket {
     }
 }
 
-/// `<20 digits>-<digits>-<digits>`: anything else in the directory is not ours to judge.
+/// The arrival time of a new ticket: wall-clock nanoseconds, which all processes of a
+/// machine share, made strictly increasing within this process so that its tickets
+/// never tie (Windows clocks tick in 100 ns). A clock stepped back lets a newcomer in
+/// ahead of older tickets once: unfair for one turn, never unsafe.
+fn stamp() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// `<20 digits>-<digits>`: anything else in the directory is not ours to judge.
 fn is_ticket_name(name: &OsString) -> bool {
-    let Some(name) = name.to_str() else {
+    let Some((stamp, pid)) = name.to_str().and_then(|name| name.split_once('-')) else {
         return false;
     };
-    let parts: Vec<&str> = name.split('-').collect();
     let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-    parts.len() == 3 && parts[0].len() == 20 && parts.iter().all(|part| digits(part))
+    stamp.len() == 20 && digits(stamp) && digits(pid)
 }
 
 enum Locked {
@@ -237,10 +246,12 @@ fn create_ticket(path: &Path) -> io::Result<File> {
 
 /// The directory, owner-only; an existing one is fine.
 fn create_private_dir(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    match builder.create(dir) {
+    let created =
+        std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700).create(dir);
+    #[cfg(not(unix))]
+    let created = fs::DirBuilder::new().create(dir);
+    match created {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         other => other,
     }
@@ -280,7 +291,7 @@ mod tests {
         let queue = Queue::for_lock(&dir.path().join("c.lockfile"));
         let line = dir.path().join("c.lockfile.queue");
         fs::create_dir(&line)?;
-        let dead = line.join(format!("{:020}-4194400-0", 1));
+        let dead = line.join(format!("{:020}-4194400", 1));
         fs::write(&dead, "")?;
         let ours = queue.join(far()).expect("joins");
         assert!(queue.is_first(&ours));
@@ -304,14 +315,15 @@ mod tests {
         assert!(!queue.has_waiters());
         assert!(line.join("notes.txt").exists());
         for name in [
-            "1-2-3",
-            "00000000000000000001-2",
-            "0000000000000000000a-2-3",
+            "1-2",
+            "00000000000000000001-2-3",
+            "0000000000000000000a-2",
+            "00000000000000000001-",
             "x",
         ] {
             assert!(!is_ticket_name(&OsString::from(name)), "{name}");
         }
-        assert!(is_ticket_name(&OsString::from("00000000000000000001-2-3")));
+        assert!(is_ticket_name(&OsString::from("00000000000000000001-2")));
         Ok(())
     }
 }
