@@ -49,7 +49,8 @@ fn main() {
         println!(
             "round {round}: 1 process {:?} ({:.0}/s, hold median {:?} max {:?}, held {:.0}%); \
              4 processes {:?} ({:.0}/s, hold median {:?} max {:?}); ratio {ratio:.2}; \
-             lock held {:.0}% of the time; wait median {:?} p99 {:?} max {:?}, over {} \
+             lock held {:.0}% of the time, {} hand-offs between processes (median gap {:?}, \
+             within one process {:?}); wait median {:?} p99 {:?} max {:?}, over {} \
              waits {} ms; longest wait sat through {} holds of others, longest {:?}; lost {}",
             single.elapsed,
             f64::from(TOTAL) / single.elapsed.as_secs_f64(),
@@ -61,6 +62,9 @@ fn main() {
             percentile(&four.holds(), 50),
             percentile(&four.holds(), 100),
             four.busy() * 100.0,
+            four.handoffs().0.len(),
+            percentile(&four.handoffs().0, 50),
+            percentile(&four.handoffs().1, 50),
             percentile(&waits, 50),
             percentile(&waits, 99),
             percentile(&waits, 100),
@@ -137,6 +141,23 @@ impl Outcome {
             .unwrap_or_default();
         let held: Duration = self.holds().iter().sum();
         held.as_secs_f64() / nanos(last.saturating_sub(first)).as_secs_f64().max(1e-9)
+    }
+
+    /// The gaps between one release and the next hold, when the lock went to another
+    /// process and when the same process took it again.
+    fn handoffs(&self) -> (Vec<Duration>, Vec<Duration>) {
+        let mut by_time = self.accesses.clone();
+        by_time.sort_by_key(|a| a.got);
+        let (mut across, mut within) = (Vec::new(), Vec::new());
+        for pair in by_time.windows(2) {
+            let gap = nanos(pair[1].got.saturating_sub(pair[0].released));
+            if pair[0].process == pair[1].process {
+                within.push(gap);
+            } else {
+                across.push(gap);
+            }
+        }
+        (across, within)
     }
 
     /// The holds of other processes that began while the longest wait waited.
