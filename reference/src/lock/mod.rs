@@ -59,7 +59,8 @@
 //! can block anyone for long:
 //! - a waiter killed in line leaves a ticket whose OS lock the OS has dropped; the next
 //!   waiter behind it sees that and removes the ticket (killed between creating its
-//!   ticket and locking it, likewise);
+//!   ticket and locking it, likewise); a directory a killed waiter left empty is removed
+//!   by the next acquirer that looks at the line;
 //! - a waiter that is first but does not run (stopped, starved of CPU) is passed: a
 //!   waiter that sees the lock free for 50 ms competes for it anyway (`Stall`);
 //! - a directory or ticket that cannot be created, read or locked (read-only directory,

@@ -159,7 +159,10 @@ impl Queue {
                 // Its waiter died, or is between creating and locking it and will create
                 // it again. The name is never reused, so this removes only that ticket.
                 if fs::remove_file(&path).is_ok() {
-                    tracing::debug!(ticket = %path.display(), "removed the ticket of a waiter that is gone");
+                    tracing::debug!(
+                        ticket = %path.display(),
+                        "removed the ticket of a waiter that is gone"
+                    );
                 }
                 false
             }
