@@ -338,6 +338,39 @@ fn a_waiter_killed_in_line_holds_nobody_up() {
 }
 
 #[test]
+fn a_stopped_first_waiter_is_passed_after_a_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.lockfile");
+    let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
+    let mut first = Worker::waiter(&path, Duration::from_millis(10));
+    wait_in_line(&path, first.pid());
+    let mut second = Worker::waiter(&path, Duration::from_millis(10));
+    wait_in_line(&path, second.pid());
+    let signal = |sig: &str, pid: u32| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    // Stopped (as by Ctrl-Z) while first in line: alive, its ticket still locked.
+    signal("-STOP", first.pid());
+    let released = Instant::now();
+    drop(guard);
+    second.expect_line("acquired");
+    let waited = released.elapsed();
+    // The bound is 50 ms of the lock looking free; far more only on a starved machine.
+    assert!(
+        waited >= Duration::from_millis(50) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    second.expect_line("released");
+    signal("-CONT", first.pid());
+    first.expect_line("acquired");
+    first.expect_line("released");
+}
+
+#[test]
 fn waiters_racing_on_one_stale_file_never_both_get_the_lock() {
     // Two processes wait on a file whose holder (a `sleep`) is alive; it is then killed
     // and both judge the file stale at about the same moment.
