@@ -39,10 +39,14 @@ mod name;
 mod options;
 mod persistence;
 pub mod platform;
+#[cfg(feature = "redis")]
+mod redis;
 pub mod secret_service;
 #[cfg(feature = "token-cache")]
 pub mod token_cache;
 
+#[cfg(feature = "redis")]
+pub use self::redis::RedisPersistence;
 pub use cache_plugin::{CacheAccess, CachePlugin};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use file::FilePersistence;
