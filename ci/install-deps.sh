@@ -8,6 +8,8 @@
 #   private bus and gnome-keyring-daemon, and check items with secret-tool.
 # - python3-gi, gir1.2-secret-1 (for Debian's /usr/bin/python3): msal-extensions'
 #   LibsecretPersistence in the Secret Service interop tests, in a venv that sees them.
+# - redis-server: the Redis tests start their own servers on 127.0.0.1 (the package's
+#   system service is not used, and not started by this script).
 set -euo pipefail
 
 missing=()
@@ -21,6 +23,7 @@ command -v dbus-daemon >/dev/null || missing+=(dbus)
 command -v dbus-launch >/dev/null || missing+=(dbus-x11)
 command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
 command -v secret-tool >/dev/null || missing+=(libsecret-tools)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if ! /usr/bin/python3 -c 'import gi; gi.require_version("Secret", "1")' 2>/dev/null; then
     missing+=(python3 python3-venv python3-gi gir1.2-secret-1)
 elif ! /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null; then
