@@ -15,7 +15,7 @@ use std::{
     io::{Read, Write},
     net::TcpStream,
     path::Path,
-    process::{Command, Output, Stdio},
+    process::Output,
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
@@ -206,19 +206,11 @@ fn worker_process() {
 }
 
 fn spawn_worker(server: &TokenServer, dir: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().expect("current exe"))
-        .args([
-            "--exact",
-            "worker_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CREDENTIAL_WORKER_AUTHORITY", server.authority())
-        .env("CREDENTIAL_WORKER_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn worker")
+    let authority = server.authority();
+    support::worker::spawn(&[
+        ("CREDENTIAL_WORKER_AUTHORITY", authority.as_ref()),
+        ("CREDENTIAL_WORKER_DIR", dir.as_os_str()),
+    ])
 }
 
 fn token_of(output: Output) -> String {

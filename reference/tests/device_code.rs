@@ -310,19 +310,11 @@ fn worker_process() {
 }
 
 fn spawn_worker(authority: &MockAuthority, dir: &Path) -> std::process::Child {
-    Command::new(std::env::current_exe().expect("current exe"))
-        .args([
-            "--exact",
-            "worker_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("DEVICE_CODE_WORKER_AUTHORITY", authority.url())
-        .env("DEVICE_CODE_WORKER_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn worker")
+    let authority = authority.url();
+    support::worker::spawn(&[
+        ("DEVICE_CODE_WORKER_AUTHORITY", authority.as_ref()),
+        ("DEVICE_CODE_WORKER_DIR", dir.as_os_str()),
+    ])
 }
 
 /// What a worker printed: its token and whether it prompted.
