@@ -133,7 +133,12 @@ impl Held {
             .spawn(move || {
                 let every = dog.ttl / 3;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    match dog.by_token(&EXTEND, "extend the lock", &dog_token) {
+                    // A failed call dropped a broken connection: the second try opens a
+                    // new one at once, rather than a third of the TTL later.
+                    let extended = dog
+                        .by_token(&EXTEND, "extend the lock", &dog_token)
+                        .or_else(|_| dog.by_token(&EXTEND, "extend the lock", &dog_token));
+                    match extended {
                         Ok(true) => {}
                         Ok(false) => {
                             tracing::warn!(
@@ -142,7 +147,7 @@ impl Held {
                             );
                             return;
                         }
-                        // The next tick tries again on a new connection.
+                        // The server is away; the next tick tries again.
                         Err(e) => tracing::warn!(error = %e, "extending the cache lock failed"),
                     }
                 }
