@@ -274,14 +274,7 @@ fn doctor_on_a_bus_without_a_secret_service() {
     start.args(["--unlock", "--components=secrets"]);
     let started = run_with_input(start, secret_service_support::PASSWORD);
     assert_eq!(started.code, 0, "{started:?}");
-    let waiting = std::time::Instant::now();
-    while !bus.secret_service_running() {
-        assert!(
-            waiting.elapsed().as_secs() < 20,
-            "gnome-keyring did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    bus.wait_for_secret_service();
     let doctor = run_on(&dir, bus.address(), &["doctor"]);
     assert_eq!(doctor.code, 0, "after the fix: {doctor:?}");
 }
@@ -323,14 +316,7 @@ fn doctor_on_a_locked_keyring() {
     let unlocked = run_with_input(unlock, secret_service_support::PASSWORD);
     assert_eq!(unlocked.code, 0, "{unlocked:?}");
     // The replacement daemon takes the bus name a moment after the old one let it go.
-    let start = std::time::Instant::now();
-    while !keyring.bus().secret_service_running() {
-        assert!(
-            start.elapsed().as_secs() < 20,
-            "the replaced daemon did not come back"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    keyring.bus().wait_for_secret_service();
     let doctor = run_on(&dir, address, &["doctor"]);
     assert_eq!(doctor.code, 0, "after the fix: {doctor:?}");
 }

@@ -190,6 +190,20 @@ impl PrivateBus {
         );
         String::from_utf8_lossy(&output.stdout).contains("boolean true")
     }
+
+    /// Waits until something owns `org.freedesktop.secrets` on the bus (a daemon that a
+    /// test started by hand, e.g. the fix a diagnosis gives); panics after the start
+    /// timeout.
+    pub fn wait_for_secret_service(&self) {
+        let start = Instant::now();
+        while !self.secret_service_running() {
+            assert!(
+                start.elapsed() < START_TIMEOUT,
+                "no Secret Service on the bus after {START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for PrivateBus {
