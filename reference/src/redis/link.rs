@@ -104,9 +104,18 @@ impl Link {
 /// The kind of a client error, and a few words on what it means for the cache.
 ///
 /// Server errors are told apart by their code (the first word of the reply); without a
-/// code the error happened on the connection: the server cannot be reached.
+/// code the error happened on the connection: the server cannot be reached. A transaction
+/// the server discarded (`EXECABORT`) is classified by the error of its first command,
+/// which says why (`OOM` on a full server).
 fn classify(e: &RedisError) -> (ErrorKind, &'static str) {
-    match e.code() {
+    let first_of_transaction = match e.code() {
+        Some("EXECABORT") => e
+            .clone()
+            .into_server_errors()
+            .and_then(|errors| errors.first().map(|(_, error)| error.code().to_owned())),
+        _ => None,
+    };
+    match first_of_transaction.as_deref().or(e.code()) {
         Some("OOM") => (
             ErrorKind::StorageFull,
             "the server is out of memory (maxmemory reached, and the policy evicts nothing)",
