@@ -156,3 +156,33 @@ impl std::fmt::Debug for Link {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: &str) -> RedisError {
+        ::redis::make_extension_error(code.to_owned(), Some("detail".to_owned()))
+    }
+
+    #[test]
+    fn server_errors_are_classified_by_code() {
+        for (code, kind) in [
+            ("OOM", ErrorKind::StorageFull),
+            ("NOPERM", ErrorKind::AccessDenied),
+            ("WRONGPASS", ErrorKind::AccessDenied),
+            ("READONLY", ErrorKind::AccessDenied),
+            ("WRONGTYPE", ErrorKind::CorruptData),
+            ("LOADING", ErrorKind::StorageUnavailable),
+            ("SOMETHINGNEW", ErrorKind::Other),
+        ] {
+            assert_eq!(classify(&server(code)).0, kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn connection_errors_are_storage_unavailable() {
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(classify(&refused).0, ErrorKind::StorageUnavailable);
+    }
+}

@@ -98,6 +98,22 @@ static DELETE: LazyLock<Script> = LazyLock::new(|| {
 /// guard; a lock held by TTL cannot prevent that, so choose a TTL well above the longest
 /// such pause you expect, and below how long you can afford to wait for a dead holder.
 ///
+/// # Example
+///
+/// ```no_run
+/// use identity_cache_persistence::{CachePlugin, RedisPersistence};
+///
+/// // A user and password of its own per service, in the URL; keys under its own prefix.
+/// let persistence = RedisPersistence::new("redis://svc:secret@cache.internal:6379/0", "msal.cache")?
+///     .with_key_prefix("my-service:");
+/// let cache = CachePlugin::new(persistence);
+/// cache.update(|blob| {
+///     let json = blob.take().unwrap_or_else(|| b"{}".to_vec());
+///     *blob = Some(json); // the MSAL cache JSON, opaque to the plugin
+/// })?;
+/// # Ok::<(), identity_cache_persistence::Error>(())
+/// ```
+///
 /// # Connections
 ///
 /// Each handle opens (on first use) one connection for the blob and one for the lock and
