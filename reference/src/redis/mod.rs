@@ -142,7 +142,8 @@ impl RedisPersistence {
     /// A persistence for the cache `name` on the server at `url`. Connects to nothing yet.
     ///
     /// `url` is a Redis URL, `redis://[user:password@]host[:port][/db]` or
-    /// `redis+unix:///path/to/socket`. An invalid `name` fails with
+    /// `redis+unix:///path/to/socket`. TLS (`rediss://`) is not built in: the client is
+    /// compiled without a TLS stack, so such a URL is refused as not valid. An invalid `name` fails with
     /// [`InvalidName`](ErrorKind::InvalidName), a URL that does not parse with
     /// [`StorageUnavailable`](ErrorKind::StorageUnavailable) (the message does not repeat
     /// the URL, which may hold a password).
@@ -375,5 +376,55 @@ impl fmt::Debug for RedisPersistence {
             .field("lock_ttl", &self.lock.ttl)
             .field("max_size", &self.max_size)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_not_shown() {
+        let p = RedisPersistence::new("redis://svc:hunter2@127.0.0.1:1/3", "msal.cache")
+            .expect("valid URL");
+        let shown = format!("{p:?} {}", p.describe().location);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("127.0.0.1:1 db 3"), "{shown}");
+        let err = p.load().expect_err("nothing listens on port 1");
+        assert_eq!(err.kind(), ErrorKind::StorageUnavailable);
+        assert!(!format!("{err} {err:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn keys_follow_prefix_and_name() {
+        let p = RedisPersistence::new("redis://127.0.0.1:1/", "msal.cache")
+            .expect("valid URL")
+            .with_key_prefix("svc:")
+            .with_lock_ttl(Duration::from_secs(7));
+        assert_eq!(p.key(), "svc:msal.cache");
+        assert_eq!(p.lock_key(), "svc:msal.cache.lockfile");
+        assert_eq!(p.lock.ttl, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn bad_names_and_urls_are_refused() {
+        let err = RedisPersistence::new("redis://127.0.0.1/", "../x").expect_err("bad name");
+        assert_eq!(err.kind(), ErrorKind::InvalidName);
+        for url in ["not a url", "rediss://127.0.0.1/"] {
+            let err = RedisPersistence::new(url, "msal.cache").expect_err(url);
+            assert_eq!(err.kind(), ErrorKind::StorageUnavailable, "{url}");
+        }
+    }
+
+    #[test]
+    fn oversized_blob_is_refused_before_sending() {
+        // Nothing listens on port 1: a TooLarge answer shows nothing was sent.
+        let p = RedisPersistence::new("redis://127.0.0.1:1/", "msal.cache")
+            .expect("valid URL")
+            .with_max_size(4);
+        assert_eq!(
+            p.save(b"12345").expect_err("too large").kind(),
+            ErrorKind::TooLarge
+        );
     }
 }
