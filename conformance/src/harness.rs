@@ -71,17 +71,6 @@ pub fn run_trials(
     launcher: Option<Arc<dyn WorkerLauncher>>,
 ) -> ! {
     let args = Arguments::from_args();
-    let mut config = Config::from_env();
-    config.rerun = format!(
-        "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={}{} cargo test -p {package} --test {} -- --exact {{case}}",
-        config.cases,
-        if config.thorough {
-            " CONFORMANCE_THOROUGH=1"
-        } else {
-            ""
-        },
-        test_target_name()
-    );
     let expectations = match std::env::var_os("CONFORMANCE_EXPECTATIONS") {
         Some(path) => match Expectations::load(path.as_ref()) {
             Ok(e) => e,
@@ -92,13 +81,11 @@ pub fn run_trials(
         },
         None => Expectations::none(),
     };
-    let suite = match Suite::new(factory, config) {
-        Ok(s) => s.with_expectations(expectations),
-        Err(e) => {
-            eprintln!("conformance: cannot create a scratch directory: {e}");
-            std::process::exit(2);
-        }
-    };
+    let suite = suite_from_env(
+        factory,
+        &format!("cargo test -p {package} --test {} --", test_target_name()),
+    )
+    .with_expectations(expectations);
     let suite = match launcher {
         Some(l) => suite.with_launcher(l),
         None => suite,
@@ -119,6 +106,35 @@ pub fn run_trials(
     // Drop the suite before exiting so its scratch directory is removed.
     drop(suite);
     conclusion.exit()
+}
+
+/// A suite configured from the environment (`CONFORMANCE_SEED`, `CONFORMANCE_CASES`,
+/// `CONFORMANCE_THOROUGH`), for harnesses with a `main` of their own (one that starts a
+/// server first, say). A failure's rerun hint is `command` followed by
+/// `--exact <case>`, with the settings of this run in front, e.g. for `command`
+/// `cargo test -p conformance --test redis --`:
+/// `CONFORMANCE_SEED=7 CONFORMANCE_CASES=16 cargo test -p conformance --test redis -- --exact lock::excludes`.
+///
+/// Exits with status 2 when the suite's scratch directory cannot be made: there is
+/// nothing to check then.
+pub fn suite_from_env(factory: Arc<dyn PluginFactory>, command: &str) -> Suite {
+    let mut config = Config::from_env();
+    config.rerun = format!(
+        "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={}{} {command} --exact {{case}}",
+        config.cases,
+        if config.thorough {
+            " CONFORMANCE_THOROUGH=1"
+        } else {
+            ""
+        },
+    );
+    match Suite::new(factory, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("conformance: cannot create a scratch directory: {e}");
+            std::process::exit(2);
+        }
+    }
 }
 
 /// One trial per case of the registry.

@@ -46,9 +46,7 @@ mod linux {
     };
 
     use conformance::{
-        Namespace, PluginFactory, Suite,
-        ctx::Config,
-        harness,
+        Namespace, PluginFactory, Suite, harness,
         protocol::{SelfExecLauncher, is_worker, serve_worker_if_requested},
     };
     use identity_cache_persistence::{
@@ -181,23 +179,7 @@ mod linux {
     }
 
     fn make_suite(factory: ContainerFactory) -> Suite {
-        let mut config = Config::from_env();
-        config.rerun = format!(
-            "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={}{} ci/container-tests.sh --exact {{case}}",
-            config.cases,
-            if config.thorough {
-                " CONFORMANCE_THOROUGH=1"
-            } else {
-                ""
-            },
-        );
-        match Suite::new(Arc::new(factory), config) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("conformance: cannot create a scratch directory: {e}");
-                std::process::exit(2);
-            }
-        }
+        harness::suite_from_env(Arc::new(factory), "ci/container-tests.sh")
     }
 
     /// The container tests, then the conformance cases. Without a container (listing,

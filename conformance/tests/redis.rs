@@ -26,7 +26,6 @@ use std::{
 
 use conformance::{
     Namespace, PluginFactory, Suite,
-    ctx::Config,
     factory::Fault,
     harness,
     protocol::{SelfExecLauncher, is_worker, serve_worker_if_requested},
@@ -241,21 +240,8 @@ fn main() {
 }
 
 fn make_suite(factory: impl PluginFactory + 'static) -> Suite {
-    let mut config = Config::from_env();
-    config.rerun = format!(
-        "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={}{} cargo test -p conformance --test redis -- --exact {{case}}",
-        config.cases,
-        if config.thorough {
-            " CONFORMANCE_THOROUGH=1"
-        } else {
-            ""
-        },
-    );
-    match Suite::new(Arc::new(factory), config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("conformance: cannot create a scratch directory: {e}");
-            std::process::exit(2);
-        }
-    }
+    harness::suite_from_env(
+        Arc::new(factory),
+        "cargo test -p conformance --test redis --",
+    )
 }

@@ -35,9 +35,7 @@ mod linux {
     use std::sync::Arc;
 
     use conformance::{
-        Namespace, PluginFactory, Suite,
-        ctx::Config,
-        harness,
+        Namespace, PluginFactory, Suite, harness,
         protocol::{SelfExecLauncher, is_worker, serve_worker_if_requested},
     };
     use identity_cache_persistence::{
@@ -136,22 +134,9 @@ mod linux {
     }
 
     fn make_suite(factory: KeyringFactory) -> Suite {
-        let mut config = Config::from_env();
-        config.rerun = format!(
-            "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={}{} cargo test -p conformance --test secret_service -- --exact {{case}}",
-            config.cases,
-            if config.thorough {
-                " CONFORMANCE_THOROUGH=1"
-            } else {
-                ""
-            },
-        );
-        match Suite::new(Arc::new(factory), config) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("conformance: cannot create a scratch directory: {e}");
-                std::process::exit(2);
-            }
-        }
+        harness::suite_from_env(
+            Arc::new(factory),
+            "cargo test -p conformance --test secret_service --",
+        )
     }
 }
