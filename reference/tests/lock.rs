@@ -355,6 +355,11 @@ fn a_stopped_first_waiter_is_passed_after_a_bound() {
     };
     // Stopped (as by Ctrl-Z) while first in line: alive, its ticket still locked.
     signal("-STOP", first.pid());
+    // `kill` returns once the signal is queued; the process stops only when one of its
+    // threads takes the signal, and until then its other threads run on. Dropping the
+    // guard before every thread has stopped would let the waiting thread take the lock
+    // and then be stopped holding it.
+    wait_until_stopped(first.pid());
     let released = Instant::now();
     drop(guard);
     second.expect_line("acquired");
@@ -368,6 +373,40 @@ fn a_stopped_first_waiter_is_passed_after_a_bound() {
     signal("-CONT", first.pid());
     first.expect_line("acquired");
     first.expect_line("released");
+}
+
+/// Waits until `pid` is stopped: on Linux every one of its threads (`T` in
+/// `/proc/<pid>/task/*/stat`), elsewhere the process as `ps` reports it.
+fn wait_until_stopped(pid: u32) {
+    let start = Instant::now();
+    while !is_stopped(pid) {
+        assert!(start.elapsed() < LONG, "pid {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn is_stopped(pid: u32) -> bool {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("list the threads")
+        .all(|task| {
+            let stat =
+                fs::read_to_string(task.expect("thread").path().join("stat")).unwrap_or_default();
+            // The state follows the command name, which is in parentheses.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn is_stopped(pid: u32) -> bool {
+    let output = std::process::Command::new("ps")
+        .args(["-o", "state=", "-p", &pid.to_string()])
+        .output()
+        .expect("run ps");
+    String::from_utf8_lossy(&output.stdout)
+        .trim_start()
+        .starts_with('T')
 }
 
 #[test]
