@@ -17,7 +17,7 @@ use std::{
     path::Path,
     process::Output,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     thread,
@@ -378,38 +378,9 @@ async fn a_corrupt_cache_is_kept_aside_and_replaced() {
     }
 }
 
-/// Everything this binary logs, at every level, for `logs_never_contain_secrets`.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || BufferWriter(writer.clone()))
-            .finish();
-        // Global, so the cache's worker threads log into it too.
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        logs
-    })
-}
-
-struct BufferWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for BufferWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("logs").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_contain_secrets() {
-    let logs = captured_logs();
+    let logs = support::logs::captured();
     let server = TokenServer::start(3600, Duration::from_millis(150));
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(

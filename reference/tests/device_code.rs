@@ -14,7 +14,7 @@ use std::{
     path::Path,
     process::{Command, Output, Stdio},
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     thread,
@@ -837,38 +837,9 @@ fn without_persistence_tokens_stay_in_memory_and_the_transport_is_injectable() {
 
 // ---- logging --------------------------------------------------------------------------
 
-/// Everything this binary logs at INFO, as `AZURE_LOG_LEVEL=info` shows it.
-fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || BufferWriter(writer.clone()))
-            .finish();
-        // Global, so the cache's worker threads log into it too.
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        logs
-    })
-}
-
-struct BufferWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for BufferWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("logs").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn requests_and_answers_are_logged_without_secrets() {
-    let logs = captured_logs();
+    let logs = support::logs::captured();
     let runtime = runtime();
     let authority = MockAuthority::start(301);
     authority.script(&["authorization_pending"]);

@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod authority;
+pub mod logs;
 pub mod worker;
