@@ -25,6 +25,9 @@
 //! the worker re-execution are here, and the reference crate cannot depend on the suite.
 
 #[cfg(target_os = "linux")]
+mod bus_factory;
+
+#[cfg(target_os = "linux")]
 fn main() {
     linux::main()
 }
@@ -45,13 +48,10 @@ mod linux {
         time::{Duration, Instant},
     };
 
-    use conformance::{
-        Namespace, PluginFactory, Suite, harness,
-        protocol::{SelfExecLauncher, is_worker, serve_worker_if_requested},
-    };
+    use super::bus_factory::BusFactory;
+    use conformance::{Suite, harness, protocol::SelfExecLauncher};
     use identity_cache_persistence::{
         CachePersistence, ErrorKind, KeyringProfile, Result, SecretServicePersistence,
-        validate_name,
     };
     use libtest_mimic::{Arguments, Failed, Trial};
     use testcontainers::{
@@ -73,47 +73,26 @@ mod linux {
     /// The unix socket of the bus inside the container, for `docker exec` clients.
     const INNER_BUS: &str = "unix:path=/run/user/0/bus";
 
-    /// The conformance factory: the backend in its default profile (azure-identity
-    /// python, the one profile with an item per cache name, so namespaces do not share
-    /// an item) on the container's bus. Markers go in the namespace directory.
-    #[derive(Debug)]
-    struct ContainerFactory {
-        address: String,
-    }
+    /// Where the bus is, in the factory's label.
+    const PLACE: &str = "in a container";
 
-    impl PluginFactory for ContainerFactory {
-        fn label(&self) -> String {
-            format!("secret-service in a container at {}", self.address)
-        }
-
-        fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
-            validate_name(&ns.name)?;
-            Ok(Box::new(
-                SecretServicePersistence::new(ns.dir.join(&ns.name), KeyringProfile::default())?
-                    .with_bus_address(&self.address),
-            ))
+    fn factory(address: impl Into<String>) -> BusFactory {
+        BusFactory {
+            address: address.into(),
+            place: PLACE,
         }
     }
 
     pub fn main() {
         // A worker serves the parent's container; stdout is the protocol from here on.
-        if is_worker() {
-            let Ok(address) = std::env::var(BUS_ENV) else {
-                eprintln!("container_secret_service worker: {BUS_ENV} is not set");
-                std::process::exit(2);
-            };
-            serve_worker_if_requested(&ContainerFactory { address });
-            unreachable!("serve_worker_if_requested exits in a worker");
-        }
+        super::bus_factory::serve_worker_if_asked(BUS_ENV, PLACE);
 
         let args = Arguments::from_args();
         let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
 
         // Listing starts nothing (nextest lists before it runs).
         if args.list {
-            let suite = make_suite(ContainerFactory {
-                address: "tcp:host=127.0.0.1,port=1".into(),
-            });
+            let suite = make_suite(factory("tcp:host=127.0.0.1,port=1"));
             let trials = all_trials(None, &suite);
             libtest_mimic::run(&args, trials).exit();
         }
@@ -127,9 +106,7 @@ mod linux {
                     std::process::exit(1);
                 }
                 eprintln!("SKIP container_secret_service: {reason}");
-                let suite = make_suite(ContainerFactory {
-                    address: "tcp:host=127.0.0.1,port=1".into(),
-                });
+                let suite = make_suite(factory("tcp:host=127.0.0.1,port=1"));
                 let trials = all_trials(None, &suite)
                     .into_iter()
                     .map(|t| t.with_ignored_flag(true))
@@ -141,9 +118,7 @@ mod linux {
             }
         };
         let address = started.address.clone();
-        let suite = make_suite(ContainerFactory {
-            address: address.clone(),
-        });
+        let suite = make_suite(factory(address.clone()));
         let launcher = match SelfExecLauncher::new() {
             Ok(l) => l.env(BUS_ENV, &address),
             Err(e) => {
@@ -178,7 +153,7 @@ mod linux {
         conclusion.exit()
     }
 
-    fn make_suite(factory: ContainerFactory) -> Suite {
+    fn make_suite(factory: BusFactory) -> Suite {
         harness::suite_from_env(Arc::new(factory), "ci/container-tests.sh")
     }
 

@@ -21,6 +21,9 @@
 mod keyring;
 
 #[cfg(target_os = "linux")]
+mod bus_factory;
+
+#[cfg(target_os = "linux")]
 fn main() {
     linux::main()
 }
@@ -34,59 +37,33 @@ fn main() {
 mod linux {
     use std::sync::Arc;
 
-    use conformance::{
-        Namespace, PluginFactory, Suite, harness,
-        protocol::{SelfExecLauncher, is_worker, serve_worker_if_requested},
-    };
-    use identity_cache_persistence::{
-        CachePersistence, KeyringProfile, Result, SecretServicePersistence, validate_name,
-    };
+    use conformance::{Suite, harness, protocol::SelfExecLauncher};
     use libtest_mimic::Arguments;
 
+    use super::bus_factory::BusFactory;
     use super::keyring::{PrivateKeyring, in_ci, missing_packages};
 
     /// Tells worker processes the address of the bus the parent started.
     const BUS_ENV: &str = "IDENTITY_CACHE_PRIVATE_BUS";
 
-    #[derive(Debug)]
-    struct KeyringFactory {
-        address: String,
-    }
+    /// Where the bus is, in the factory's label.
+    const PLACE: &str = "on a private gnome-keyring";
 
-    impl PluginFactory for KeyringFactory {
-        fn label(&self) -> String {
-            format!(
-                "secret-service on a private gnome-keyring at {}",
-                self.address
-            )
-        }
-
-        fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
-            validate_name(&ns.name)?;
-            Ok(Box::new(
-                SecretServicePersistence::new(ns.dir.join(&ns.name), KeyringProfile::default())?
-                    .with_bus_address(&self.address),
-            ))
+    fn factory(address: impl Into<String>) -> BusFactory {
+        BusFactory {
+            address: address.into(),
+            place: PLACE,
         }
     }
 
     pub fn main() {
         // A worker serves the parent's keyring; stdout is the protocol from here on.
-        if is_worker() {
-            let Ok(address) = std::env::var(BUS_ENV) else {
-                eprintln!("secret_service worker: {BUS_ENV} is not set");
-                std::process::exit(2);
-            };
-            serve_worker_if_requested(&KeyringFactory { address });
-            unreachable!("serve_worker_if_requested exits in a worker");
-        }
+        super::bus_factory::serve_worker_if_asked(BUS_ENV, PLACE);
         let args = Arguments::from_args();
         let missing = missing_packages();
         if args.list || !missing.is_empty() {
             // Listing starts nothing; without the tools every case is ignored.
-            let suite = make_suite(KeyringFactory {
-                address: "unix:path=/nonexistent".into(),
-            });
+            let suite = make_suite(factory("unix:path=/nonexistent"));
             let mut trials = harness::trials(&suite);
             if !missing.is_empty() && !args.list {
                 let reason = format!(
@@ -115,10 +92,7 @@ mod linux {
                 std::process::exit(2);
             }
         };
-        let suite = make_suite(KeyringFactory {
-            address: address.clone(),
-        })
-        .with_launcher(Arc::new(launcher));
+        let suite = make_suite(factory(address.clone())).with_launcher(Arc::new(launcher));
         eprintln!(
             "secret_service: checking {} with seed {}",
             suite.label(),
@@ -133,7 +107,7 @@ mod linux {
         conclusion.exit()
     }
 
-    fn make_suite(factory: KeyringFactory) -> Suite {
+    fn make_suite(factory: BusFactory) -> Suite {
         harness::suite_from_env(
             Arc::new(factory),
             "cargo test -p conformance --test secret_service --",
