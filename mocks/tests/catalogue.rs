@@ -10,6 +10,8 @@
 //! `CATALOGUE_PLUGIN=<name>` it serves that same broken plugin over the protocol instead of
 //! running tests. The seed is fixed (7) unless `CONFORMANCE_SEED` is set.
 
+mod table;
+
 use std::{
     collections::BTreeSet,
     sync::{Arc, Mutex},
@@ -294,29 +296,20 @@ fn print_table(rows: &[Row], elapsed: Duration) {
     let mut rows: Vec<&Row> = rows.iter().collect();
     let order: Vec<&str> = broken::catalogue().iter().map(|p| p.name).collect();
     rows.sort_by_key(|r| order.iter().position(|n| *n == r.plugin));
-    let width = |f: fn(&Row) -> usize| rows.iter().map(|r| f(r)).max().unwrap_or(0);
-    let (wp, we) = (
-        width(|r| r.plugin.len()).max(6),
-        width(|r| r.expected.len()).max(20),
+    let table: Vec<table::TableRow<'_>> = rows
+        .iter()
+        .map(|r| table::TableRow {
+            plugin: r.plugin,
+            expected: r.expected,
+            caught: r.caught,
+            seconds: r.took.as_secs_f64(),
+            rule: r.rule,
+        })
+        .collect();
+    let caught = table::print(
+        &format!("broken-plugin catalogue: {} plugins", rows.len()),
+        &table,
     );
-    println!();
-    println!("broken-plugin catalogue: {} plugins", rows.len());
-    println!(
-        "{:<wp$}  {:<we$}  {:<10}  {:>6}  rule",
-        "plugin", "expected failing case", "caught", "time"
-    );
-    println!("{}", "-".repeat(wp + we + 30));
-    for r in &rows {
-        println!(
-            "{:<wp$}  {:<we$}  {:<10}  {:>5.1}s  {}",
-            r.plugin,
-            r.expected,
-            if r.caught { "caught" } else { "NOT CAUGHT" },
-            r.took.as_secs_f64(),
-            r.rule
-        );
-    }
-    let caught = rows.iter().filter(|r| r.caught).count();
     println!(
         "caught {caught}/{} ({:.0}%) in {:.1}s",
         rows.len(),

@@ -16,6 +16,9 @@ fn main() {
 fn main() {}
 
 #[cfg(unix)]
+mod table;
+
+#[cfg(unix)]
 mod unix {
     use std::{
         path::{Path, PathBuf},
@@ -24,6 +27,8 @@ mod unix {
     };
 
     use conformance::{Config, Outcome, Suite, all_cases, protocol::ExecFactory};
+
+    use super::table;
     use libtest_mimic::{Arguments, Failed, Trial};
 
     /// One broken plugin program.
@@ -180,31 +185,20 @@ mod unix {
         }
         let mut rows: Vec<&Row> = rows.iter().collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));
-        let wp = rows.iter().map(|r| r.name.len()).max().unwrap_or(6).max(6);
-        let we = rows
+        let table: Vec<table::TableRow<'_>> = rows
             .iter()
-            .map(|r| r.expected.len())
-            .max()
-            .unwrap_or(20)
-            .max(20);
-        println!();
-        println!("out-of-process broken plugins (mocks/broken-plugins, over the protocol):");
-        println!(
-            "{:<wp$}  {:<we$}  {:<10}  {:>6}  rule",
-            "plugin", "expected failing case", "caught", "time"
+            .map(|r| table::TableRow {
+                plugin: &r.name,
+                expected: &r.expected,
+                caught: r.caught,
+                seconds: r.seconds,
+                rule: &r.rule,
+            })
+            .collect();
+        let caught = table::print(
+            "out-of-process broken plugins (mocks/broken-plugins, over the protocol):",
+            &table,
         );
-        println!("{}", "-".repeat(wp + we + 30));
-        for r in &rows {
-            println!(
-                "{:<wp$}  {:<we$}  {:<10}  {:>5.1}s  {}",
-                r.name,
-                r.expected,
-                if r.caught { "caught" } else { "NOT CAUGHT" },
-                r.seconds,
-                r.rule
-            );
-        }
-        let caught = rows.iter().filter(|r| r.caught).count();
         println!(
             "caught {caught}/{} in {:.1}s",
             rows.len(),
