@@ -85,6 +85,7 @@ pub fn cache_dir() -> (tempfile::TempDir, PathBuf) {
         .expect("tempdir");
     let dir = root.path().join("IdentityService");
     std::fs::create_dir(&dir).expect("mkdir");
+    #[cfg(unix)]
     set_mode(&dir, 0o700);
     (root, dir)
 }
@@ -93,10 +94,14 @@ pub fn cache_dir() -> (tempfile::TempDir, PathBuf) {
 pub fn write_cache(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, content).expect("write cache");
+    #[cfg(unix)]
     set_mode(&path, 0o600);
     path
 }
 
+/// Unix only: on Windows the CLI has no mode checks (an ACL is not a mode), so there is
+/// nothing to set up.
+#[cfg(unix)]
 pub fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
@@ -258,6 +263,7 @@ pub fn assert_no_secret(text: &str) {
 }
 
 /// Whether this process runs as root (then permission tests drop to `nobody`).
+#[cfg(unix)]
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

@@ -154,6 +154,7 @@ impl KeyringProfile {
     /// attributes, so an *extra* attribute would not be enough), and with a `token` unique
     /// to each probe, concurrent probes of several processes do not delete each other's
     /// item. The label is the one MSAL.NET gives its own probe item.
+    #[cfg(all(target_os = "linux", feature = "secret-service"))]
     pub(crate) fn validation_layout(self, cache_name: &str, token: &str) -> ItemLayout {
         let mut layout = self.layout(cache_name);
         for map in [&mut layout.attributes, &mut layout.lookup] {
@@ -177,6 +178,7 @@ impl fmt::Display for KeyringProfile {
 impl ItemLayout {
     /// `key=value, …` of the lookup attributes and the label, for messages and
     /// [`Description::location`](crate::Description).
+    #[cfg(all(target_os = "linux", feature = "secret-service"))]
     pub(crate) fn describe(&self) -> String {
         let attributes: Vec<String> = self
             .attributes
@@ -267,6 +269,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(target_os = "linux", feature = "secret-service"))]
     fn validation_items_never_match_a_cache_lookup() {
         for profile in KeyringProfile::ALL {
             let real = profile.layout("msal.cache");
