@@ -61,6 +61,7 @@ command -v debootstrap >/dev/null || tools+=(debootstrap)
 [[ -e /usr/share/keyrings/debian-archive-keyring.gpg ]] || tools+=(debian-archive-keyring)
 if ((${#tools[@]})); then
     echo "build-test-image: installing ${tools[*]}"
+    apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tools[@]}" >/dev/null
     step "installed ${tools[*]}"
 fi

@@ -26,6 +26,9 @@
 
 #[cfg(target_os = "linux")]
 mod bus_factory;
+#[cfg(target_os = "linux")]
+#[path = "../../reference/tests/skip/mod.rs"]
+mod skip;
 
 #[cfg(target_os = "linux")]
 fn main() {
@@ -105,7 +108,7 @@ mod linux {
                     eprintln!("FAIL container_secret_service: CI is set and {reason}");
                     std::process::exit(1);
                 }
-                eprintln!("SKIP container_secret_service: {reason}");
+                super::skip::report("container_secret_service (the whole suite)", &reason);
                 let suite = make_suite(factory("tcp:host=127.0.0.1,port=1"));
                 let trials = all_trials(None, &suite)
                     .into_iter()
@@ -370,8 +373,9 @@ mod linux {
             Ok(_) => {}
             // Not CI and no secret-tool on the host: nothing to prove this with.
             Err(None) => {
-                eprintln!(
-                    "SKIP secret-tool smoke test: secret-tool (libsecret-tools) is not installed"
+                super::skip::report(
+                    "container_secret_service secret-tool smoke test",
+                    "secret-tool (libsecret-tools) is not installed",
                 );
                 return Ok(());
             }

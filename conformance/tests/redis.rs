@@ -18,6 +18,8 @@
 
 #[path = "../../reference/tests/redis_support/mod.rs"]
 mod redis_support;
+#[path = "../../reference/tests/skip/mod.rs"]
+mod skip;
 
 use std::{
     collections::HashMap,
@@ -197,7 +199,7 @@ fn main() {
                 eprintln!("FAIL redis: CI is set and {MISSING}");
                 std::process::exit(1);
             }
-            eprintln!("SKIP redis: {MISSING}");
+            skip::report("redis (the whole suite)", MISSING);
             trials = trials
                 .into_iter()
                 .map(|t| t.with_ignored_flag(true))

@@ -22,6 +22,9 @@ mod keyring;
 
 #[cfg(target_os = "linux")]
 mod bus_factory;
+#[cfg(target_os = "linux")]
+#[path = "../../reference/tests/skip/mod.rs"]
+mod skip;
 
 #[cfg(target_os = "linux")]
 fn main() {
@@ -74,7 +77,7 @@ mod linux {
                     eprintln!("FAIL secret_service: CI is set and {reason}");
                     std::process::exit(1);
                 }
-                eprintln!("SKIP secret_service: {reason}");
+                super::skip::report("secret_service (the whole suite)", &reason);
                 trials = trials
                     .into_iter()
                     .map(|t| t.with_ignored_flag(true))

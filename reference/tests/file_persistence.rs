@@ -4,6 +4,9 @@
 //! Unix only: modes, FIFOs, `chattr` and tmpfs are how these faults are made for real.
 #![cfg(unix)]
 
+#[path = "skip/mod.rs"]
+mod skip;
+
 use std::{
     collections::HashSet,
     fs,
@@ -195,7 +198,10 @@ fn an_immutable_cache_file_is_access_denied_and_keeps_its_content() {
             std::env::var_os("CI").is_none(),
             "chattr +i must work on CI (root on a file system with attributes)"
         );
-        eprintln!("SKIP: chattr +i is not available here");
+        skip::report(
+            "an_immutable_cache_file_is_access_denied_and_keeps_its_content",
+            "chattr +i is not available here (e2fsprogs, as root on a file system with attributes)",
+        );
         return;
     }
     let result = p.save(b"new");
@@ -222,7 +228,10 @@ fn a_full_disk_is_storage_full_and_keeps_the_old_blob() {
             std::env::var_os("CI").is_none(),
             "mounting a small tmpfs must work on CI (root)"
         );
-        eprintln!("SKIP: cannot mount a tmpfs here");
+        skip::report(
+            "a_full_disk_is_storage_full_and_keeps_the_old_blob",
+            "cannot mount a tmpfs here (needs root)",
+        );
         return;
     }
     let p = FilePersistence::new(mount_point.join("msal.cache")).expect("new");

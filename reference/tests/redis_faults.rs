@@ -102,7 +102,10 @@ struct Holder {
     child: Child,
     /// Held open on every OS: the holder releases its lock when its stdin closes. Only
     /// the Unix-only SIGSTOP test writes to it (`release`).
-    #[cfg_attr(not(unix), expect(dead_code, reason = "held open, written only on Unix"))]
+    #[cfg_attr(
+        not(unix),
+        expect(dead_code, reason = "held open, written only on Unix")
+    )]
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }

@@ -22,6 +22,8 @@ use identity_cache_persistence::{CachePersistence, KeyringProfile, SecretService
 use secret_service_support::{PrivateKeyring, in_ci, keyring_or_skip};
 use venv::run;
 
+#[path = "skip/mod.rs"]
+mod skip;
 #[path = "python/venv.rs"]
 mod venv;
 
@@ -96,7 +98,7 @@ fn python() -> Option<&'static Path> {
                     !in_ci(),
                     "CI is set, and the libsecret Python venv could not be made: {why}"
                 );
-                eprintln!("SKIP python libsecret interop: {why}");
+                skip::report("python libsecret interop", &why.to_string());
                 None
             }
         })

@@ -7,6 +7,9 @@
 // Each test target that includes this file uses a part of it.
 #![allow(dead_code)]
 
+#[path = "../skip/mod.rs"]
+mod skip;
+
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -25,7 +28,7 @@ pub fn python() -> Option<&'static Path> {
                 panic!("CI is set, and the Python interop venv could not be made: {why}")
             }
             Err(why) => {
-                eprintln!("SKIP python interop: {why}");
+                skip::report("python interop", &why.to_string());
                 None
             }
         })

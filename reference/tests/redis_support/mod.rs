@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../skip/mod.rs"]
+mod skip;
+
 use std::{
     net::{Ipv4Addr, TcpListener, TcpStream},
     path::Path,
@@ -46,7 +49,7 @@ pub fn available_or_skip(test: &str) -> bool {
         return true;
     }
     assert!(!required(), "CI is set and {MISSING}");
-    eprintln!("SKIP {test}: {MISSING}");
+    skip::report(test, MISSING);
     false
 }
 

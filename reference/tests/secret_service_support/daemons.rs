@@ -14,6 +14,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../skip/mod.rs"]
+mod skip;
+
 use std::{
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
@@ -66,7 +69,7 @@ pub fn available_or_skip(test: &str) -> bool {
         missing.join(", ")
     );
     assert!(!in_ci(), "CI is set and {reason}");
-    eprintln!("SKIP {test}: {reason}");
+    skip::report(test, &reason);
     false
 }
 

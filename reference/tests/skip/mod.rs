@@ -1,0 +1,30 @@
+//! A test skipped for missing set-up (a tool not installed, no Docker engine) says so
+//! twice: a `SKIP` line on stderr, and a line appended to the file that
+//! `IDENTITY_CACHE_SKIP_LOG` names, when it names one. `cargo test` shows a passing test's
+//! stderr only with `--nocapture`, so `ci/test.sh` (the README's test command) sets the
+//! variable and lists those lines at its end.
+//!
+//! Shared by the test targets of every package: include it with
+//! `#[path = "<relative path>/reference/tests/skip/mod.rs"] mod skip;`.
+
+use std::io::Write as _;
+
+/// Reports that `test` (one test, or the group of tests it names) is skipped because of
+/// `reason`, which should say what to install.
+pub fn report(test: &str, reason: &str) {
+    eprintln!("SKIP {test}: {reason}");
+    let Some(path) = std::env::var_os("IDENTITY_CACHE_SKIP_LOG") else {
+        return;
+    };
+    // One write of one line in append mode: lines of concurrent tests never interleave.
+    let line = format!("{test}: {}\n", reason.replace('\n', " "));
+    if let Ok(mut log) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        // Best effort: the SKIP line above is already out, and a test must not fail for
+        // its report.
+        let _ = log.write_all(line.as_bytes());
+    }
+}
