@@ -27,9 +27,7 @@
 #[cfg(target_os = "linux")]
 mod bus_factory;
 #[cfg(target_os = "linux")]
-#[path = "../../reference/tests/skip/mod.rs"]
-mod skip;
-
+include!("../../reference/tests/skip/report.rs");
 #[cfg(target_os = "linux")]
 fn main() {
     linux::main()
@@ -108,7 +106,7 @@ mod linux {
                     eprintln!("FAIL container_secret_service: CI is set and {reason}");
                     std::process::exit(1);
                 }
-                super::skip::report("container_secret_service (the whole suite)", &reason);
+                super::report_skip("container_secret_service (the whole suite)", &reason);
                 let suite = make_suite(factory("tcp:host=127.0.0.1,port=1"));
                 let trials = all_trials(None, &suite)
                     .into_iter()
@@ -373,7 +371,7 @@ mod linux {
             Ok(_) => {}
             // Not CI and no secret-tool on the host: nothing to prove this with.
             Err(None) => {
-                super::skip::report(
+                super::report_skip(
                     "container_secret_service secret-tool smoke test",
                     "secret-tool (libsecret-tools) is not installed",
                 );

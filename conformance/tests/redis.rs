@@ -18,9 +18,6 @@
 
 #[path = "../../reference/tests/redis_support/mod.rs"]
 mod redis_support;
-#[path = "../../reference/tests/skip/mod.rs"]
-mod skip;
-
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
@@ -199,7 +196,7 @@ fn main() {
                 eprintln!("FAIL redis: CI is set and {MISSING}");
                 std::process::exit(1);
             }
-            skip::report("redis (the whole suite)", MISSING);
+            redis_support::report_skip("redis (the whole suite)", MISSING);
             trials = trials
                 .into_iter()
                 .map(|t| t.with_ignored_flag(true))

@@ -23,10 +23,6 @@ mod keyring;
 #[cfg(target_os = "linux")]
 mod bus_factory;
 #[cfg(target_os = "linux")]
-#[path = "../../reference/tests/skip/mod.rs"]
-mod skip;
-
-#[cfg(target_os = "linux")]
 fn main() {
     linux::main()
 }
@@ -77,7 +73,7 @@ mod linux {
                     eprintln!("FAIL secret_service: CI is set and {reason}");
                     std::process::exit(1);
                 }
-                super::skip::report("secret_service (the whole suite)", &reason);
+                super::keyring::report_skip("secret_service (the whole suite)", &reason);
                 trials = trials
                     .into_iter()
                     .map(|t| t.with_ignored_flag(true))

@@ -4,8 +4,7 @@
 //! Unix only: modes, FIFOs, `chattr` and tmpfs are how these faults are made for real.
 #![cfg(unix)]
 
-#[path = "skip/mod.rs"]
-mod skip;
+include!("skip/report.rs");
 
 use std::{
     collections::HashSet,
@@ -198,7 +197,7 @@ fn an_immutable_cache_file_is_access_denied_and_keeps_its_content() {
             std::env::var_os("CI").is_none(),
             "chattr +i must work on CI (root on a file system with attributes)"
         );
-        skip::report(
+        report_skip(
             "an_immutable_cache_file_is_access_denied_and_keeps_its_content",
             "chattr +i is not available here (e2fsprogs, as root on a file system with attributes)",
         );
@@ -228,7 +227,7 @@ fn a_full_disk_is_storage_full_and_keeps_the_old_blob() {
             std::env::var_os("CI").is_none(),
             "mounting a small tmpfs must work on CI (root)"
         );
-        skip::report(
+        report_skip(
             "a_full_disk_is_storage_full_and_keeps_the_old_blob",
             "cannot mount a tmpfs here (needs root)",
         );

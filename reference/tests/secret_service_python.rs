@@ -22,8 +22,6 @@ use identity_cache_persistence::{CachePersistence, KeyringProfile, SecretService
 use secret_service_support::{PrivateKeyring, in_ci, keyring_or_skip};
 use venv::run;
 
-#[path = "skip/mod.rs"]
-mod skip;
 #[path = "python/venv.rs"]
 mod venv;
 
@@ -98,7 +96,7 @@ fn python() -> Option<&'static Path> {
                     !in_ci(),
                     "CI is set, and the libsecret Python venv could not be made: {why}"
                 );
-                skip::report("python libsecret interop", &why.to_string());
+                venv::report_skip("python libsecret interop", &why.to_string());
                 None
             }
         })

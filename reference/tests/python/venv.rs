@@ -7,8 +7,7 @@
 // Each test target that includes this file uses a part of it.
 #![allow(dead_code)]
 
-#[path = "../skip/mod.rs"]
-mod skip;
+include!("../skip/report.rs");
 
 use std::{
     fs,
@@ -28,7 +27,7 @@ pub fn python() -> Option<&'static Path> {
                 panic!("CI is set, and the Python interop venv could not be made: {why}")
             }
             Err(why) => {
-                skip::report("python interop", &why.to_string());
+                report_skip("python interop", &why.to_string());
                 None
             }
         })
