@@ -3,15 +3,12 @@
 
 use std::path::PathBuf;
 
-use identity_cache_persistence::{KeyringProfile, default_directory, validate_name};
+use identity_cache_persistence::{KeyringProfile, default_directory, lock_path_for, validate_name};
 
 use crate::{
     cli::Global,
     exit::{Code, Failure},
 };
-
-/// The suffix of the MSAL lock file of a cache.
-pub const LOCK_SUFFIX: &str = ".lockfile";
 
 /// What every subcommand works on.
 #[derive(Debug, Clone)]
@@ -43,9 +40,7 @@ impl Context {
 
     /// The MSAL lock file of the cache `name`.
     pub fn lock_path(&self, name: &str) -> Result<PathBuf, Failure> {
-        let mut path = self.cache_path(name)?.into_os_string();
-        path.push(LOCK_SUFFIX);
-        Ok(PathBuf::from(path))
+        Ok(lock_path_for(&self.cache_path(name)?))
     }
 
     /// The bus as people read it.

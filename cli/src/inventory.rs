@@ -8,21 +8,19 @@ use std::{
 };
 
 use identity_cache_persistence::{
-    KeyringProfile,
+    KeyringProfile, cache_name_of_lock,
     lock::{FileLock, LockState},
+    token_cache::Quarantine,
 };
 use serde::Serialize;
 
 use crate::{
-    context::{Context, LOCK_SUFFIX},
+    context::Context,
     exit::{Code, Failure},
     keyring::{self, Item, Problem},
     output,
     time::rfc3339,
 };
-
-/// Quarantined copies of corrupt caches are `<cache path>.corrupt-<epoch seconds>`.
-const QUARANTINE_INFIX: &str = ".corrupt-";
 
 /// Where a cache is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -268,9 +266,9 @@ fn read_dir(dir: &Path) -> Result<Files, Failure> {
             Ok(meta) if meta.is_file() => meta,
             _ => continue,
         };
-        if let Some(cache) = name.strip_suffix(LOCK_SUFFIX) {
+        if let Some(cache) = cache_name_of_lock(&name) {
             files.locks.insert(cache.to_owned());
-        } else if name.contains(QUARANTINE_INFIX) {
+        } else if Quarantine::is_kept_copy(&name) {
             files.quarantined.push(entry.path());
         } else {
             files.caches.push((name, meta));

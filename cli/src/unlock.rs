@@ -1,6 +1,6 @@
 //! `unlock NAME`: remove a lock file whose holder is provably dead, never a live one's.
 
-use identity_cache_persistence::lock::{FileLock, break_stale::BreakStale};
+use identity_cache_persistence::lock::{BreakStale, FileLock};
 use serde::Serialize;
 
 use crate::{

@@ -29,6 +29,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "azure")]
 pub mod azure;
 mod cache_plugin;
@@ -50,7 +52,7 @@ pub use self::redis::RedisPersistence;
 pub use cache_plugin::{CacheAccess, CachePlugin};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use file::FilePersistence;
-pub use name::{MAX_NAME_LEN, validate_name};
+pub use name::{MAX_NAME_LEN, cache_name_of_lock, lock_path_for, validate_name};
 pub use options::{TokenCachePersistenceOptions, default_directory, persistence_for};
 pub use persistence::{
     CachePersistence, Capabilities, ChangeToken, Description, HeldLock, LockGuard,

@@ -1,5 +1,7 @@
 //! Cache names: one file name inside the cache directory, never a path.
 
+use std::path::{Path, PathBuf};
+
 use crate::error::{Error, ErrorKind, Result};
 
 /// The longest name accepted, in bytes; the common file-name limit of Linux, macOS and
@@ -8,6 +10,22 @@ pub const MAX_NAME_LEN: usize = 255;
 
 /// The suffix of lock files; a cache name ending in it would be another cache's lock file.
 pub(crate) const LOCK_SUFFIX: &str = ".lockfile";
+
+/// The MSAL lock file of the cache at `cache_path`: `<cache path>.lockfile`, where the
+/// JS, Python and .NET extensions put it too.
+pub fn lock_path_for(cache_path: &Path) -> PathBuf {
+    let mut path = cache_path.as_os_str().to_owned();
+    path.push(LOCK_SUFFIX);
+    PathBuf::from(path)
+}
+
+/// The name of the cache whose lock file is named `file_name`: `Some("msal.cache")` for
+/// `msal.cache.lockfile`, `None` for a name that is not a lock file's.
+pub fn cache_name_of_lock(file_name: &str) -> Option<&str> {
+    file_name
+        .strip_suffix(LOCK_SUFFIX)
+        .filter(|name| !name.is_empty())
+}
 
 /// Checks that `name` can name a cache: one file name in the cache directory.
 ///
@@ -44,6 +62,19 @@ pub fn validate_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_paths_and_their_cache_names_round_trip() {
+        let lock = lock_path_for(Path::new("/home/u/.IdentityService/msal.cache"));
+        assert_eq!(
+            lock,
+            Path::new("/home/u/.IdentityService/msal.cache.lockfile")
+        );
+        let file_name = lock.file_name().and_then(|n| n.to_str()).expect("utf-8");
+        assert_eq!(cache_name_of_lock(file_name), Some("msal.cache"));
+        assert_eq!(cache_name_of_lock("msal.cache"), None);
+        assert_eq!(cache_name_of_lock(".lockfile"), None);
+    }
 
     #[test]
     fn accepts_sdk_names() {

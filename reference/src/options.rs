@@ -23,7 +23,7 @@ pub struct TokenCachePersistenceOptions {
     /// keep their tokens in memory only.
     pub enabled: bool,
     /// The cache name: a file name inside [`directory`](Self::directory). Default
-    /// `msal.cache`. Checked by [`validate_name`](crate::validate_name).
+    /// `msal.cache`. Checked by [`validate_name`].
     pub name: String,
     /// Allow a plaintext file (mode 0600) when no secure storage is usable. Off by default;
     /// the fallback is logged at warning level, never silent.

@@ -13,7 +13,7 @@ use std::{
 use crate::{
     error::{Error, ErrorKind, Result},
     lock::FileLock,
-    name::LOCK_SUFFIX,
+    name::lock_path_for,
     persistence::{CachePersistence, Capabilities, ChangeToken, Description, LockGuard},
 };
 
@@ -50,15 +50,13 @@ impl FilePersistence {
     /// [`InvalidName`](ErrorKind::InvalidName).
     pub fn new(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        let Some(file_name) = path.file_name() else {
+        if path.file_name().is_none() {
             return Err(Error::new(
                 ErrorKind::InvalidName,
                 format!("{} does not name a file", path.display()),
             ));
-        };
-        let mut lock_name = file_name.to_os_string();
-        lock_name.push(LOCK_SUFFIX);
-        let lock = FileLock::new(path.with_file_name(lock_name));
+        }
+        let lock = FileLock::new(lock_path_for(&path));
         Ok(FilePersistence {
             path,
             lock,

@@ -46,7 +46,7 @@ impl FileLock {
     pub fn break_stale(&self) -> Result<BreakStale> {
         let path = self.path();
         let inspect = |remove| {
-            stale::probe(path, remove, false).map_err(|e| Error::io("inspect lock file", path, e))
+            stale::probe(path, remove).map_err(|e| Error::io("inspect lock file", path, e))
         };
         let mut last = BreakStale::Free;
         for _ in 0..ATTEMPTS {

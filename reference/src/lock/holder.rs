@@ -14,7 +14,7 @@ use std::{fmt, time::SystemTime};
 /// - Leading whitespace and a UTF-8 byte-order mark are skipped (MSAL.NET's writer may
 ///   emit one).
 /// - The pid is the run of ASCII digits that follows, ended by whitespace or the end of
-///   the content; anything after it (the program name, announcement bytes) is ignored.
+///   the content; anything after it (the program name, a newline) is ignored.
 /// - Empty content, a pid of 0, a pid that does not fit in `u32`, or anything else:
 ///   `None`, which callers treat as "holder unknown".
 pub fn parse_pid(content: &[u8]) -> Option<u32> {

@@ -24,9 +24,7 @@
 //! 50–250 ms of the other SDKs; the first waiter in line every 250 µs at most, so a
 //! release is noticed within a fraction of a millisecond. Each poll also probes the
 //! existing file (`stale`): a file whose holder is dead is removed and the lock taken,
-//! without ever letting two live holders in. Probing waiters also append a newline to
-//! the holder's file, which holders of earlier versions of this crate take as a request
-//! to step back; the other SDKs never read their file's content.
+//! without ever letting two live holders in.
 //!
 //! # Fair hand-off
 //!
@@ -89,9 +87,9 @@
 //! as on Unix, its tickets being opened with std's default sharing, which allows their
 //! removal while open.
 
-pub mod break_stale;
+mod break_stale;
 mod file_id;
-pub mod holder;
+pub(crate) mod holder;
 mod local;
 mod queue;
 mod stale;
@@ -106,6 +104,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use break_stale::BreakStale;
 pub use holder::Liveness;
 pub use stale::{GRACE, Holder};
 
@@ -273,7 +272,7 @@ impl FileLock {
     /// holder that takes OS locks is told apart); an acquirer that creates the file in
     /// that moment waits for it, as it waits for any prober.
     pub fn inspect(&self) -> Result<LockState> {
-        let probe = stale::probe(&self.path, false, false)
+        let probe = stale::probe(&self.path, false)
             .map_err(|e| Error::io("inspect lock file", &self.path, e))?;
         Ok(match probe {
             Probe::Vanished => LockState::Free,
@@ -290,10 +289,7 @@ impl FileLock {
 
     /// Probes the existing lock file, removing it when stale.
     fn probe(&self) -> Result<Probe> {
-        // Announcing keeps holders of earlier versions of this crate, which step back for
-        // announced waiters instead of queueing, fair to us.
-        stale::probe(&self.path, true, true)
-            .map_err(|e| Error::io("inspect lock file", &self.path, e))
+        stale::probe(&self.path, true).map_err(|e| Error::io("inspect lock file", &self.path, e))
     }
 
     /// Finishes an acquire after our exclusive create: takes the OS lock and writes our

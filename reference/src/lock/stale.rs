@@ -69,12 +69,8 @@ pub struct Holder {
 }
 
 /// Probes the lock file at `path`, and removes it when it is stale and `remove` is set.
-///
-/// `announce` appends one byte to a file whose OS lock is busy and that does not end in
-/// one yet, so that its holder sees that somebody waits (see `super::local::Fairness`).
-/// Only our holders read it; the OS-locking SDKs (portalocker, .NET) never read their
-/// file's content, so the byte is harmless to them.
-pub(super) fn probe(path: &Path, remove: bool, announce: bool) -> io::Result<Probe> {
+/// It only reads the file: a lock file's content is its holder's.
+pub(super) fn probe(path: &Path, remove: bool) -> io::Result<Probe> {
     let mut file = match open_existing(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Probe::Vanished),
@@ -92,9 +88,6 @@ pub(super) fn probe(path: &Path, remove: bool, announce: bool) -> io::Result<Pro
             // is mandatory and reading it fails: the pid stays unknown.
             if let Ok(content) = read_content(&mut file) {
                 observed.pid = parse_pid(&content);
-                if announce {
-                    announce_waiter(&file, &content);
-                }
             }
             return Ok(Probe::Busy(observed));
         }
@@ -136,8 +129,6 @@ pub(super) fn probe(path: &Path, remove: bool, announce: bool) -> io::Result<Pro
         }
     };
     let Some(reason) = stale_reason else {
-        // No announcement here: holders without an OS lock are other SDKs, which would
-        // not read it, and their files are left exactly as they are.
         return Ok(Probe::Busy(observed));
     };
     if !remove {
@@ -162,20 +153,14 @@ pub(super) fn probe(path: &Path, remove: bool, announce: bool) -> io::Result<Pro
     Ok(Probe::Removed(observed))
 }
 
-/// Opens an existing lock file for reading and, where allowed, appending. Never creates,
-/// and never blocks on a FIFO someone put there.
+/// Opens an existing lock file for reading. Never creates, and never blocks on a FIFO
+/// someone put there.
 fn open_existing(path: &Path) -> io::Result<File> {
-    let open = |append: bool| {
-        let mut options = OpenOptions::new();
-        options.read(true).append(append);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-        options.open(path)
-    };
-    let file = match open(true) {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => open(false)?,
-        other => other?,
-    };
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -190,20 +175,6 @@ fn read_content(file: &mut File) -> io::Result<Vec<u8>> {
     let mut content = Vec::with_capacity(64);
     file.take(4096).read_to_end(&mut content)?;
     Ok(content)
-}
-
-/// Appends `\n` unless the content is empty (its holder has not written its pid yet and
-/// would overwrite it) or already ends in one (somebody announced already).
-fn announce_waiter(file: &File, content: &[u8]) {
-    #[cfg(unix)]
-    if content.last().is_some_and(|b| *b != b'\n') {
-        use std::io::Write;
-        // Best effort: a read-only open fails here, and then fairness is lost, nothing
-        // else.
-        let _ = (&*file).write_all(b"\n");
-    }
-    #[cfg(not(unix))]
-    let _ = (file, content);
 }
 
 #[cfg(all(test, unix))]
@@ -243,7 +214,7 @@ mod tests {
                     let (path, barrier) = (Arc::clone(&path), Arc::clone(&barrier));
                     std::thread::spawn(move || {
                         barrier.wait();
-                        let probe = probe(&path, true, false).expect("probe");
+                        let probe = probe(&path, true).expect("probe");
                         let removed = matches!(probe, Probe::Removed(_));
                         let held = create_and_lock(&path).map(|file| {
                             // Give a late breaker the chance to do damage.
@@ -282,7 +253,7 @@ mod tests {
             .set_modified(SystemTime::now() - Duration::from_secs(3600))
             .expect("mtime");
         assert!(matches!(
-            probe(&path, true, false).expect("probe"),
+            probe(&path, true).expect("probe"),
             Probe::Busy(Holder {
                 os_locked: true,
                 pid: Some(4194400),

@@ -10,6 +10,9 @@ use std::{
 
 use super::document::{CorruptCache, TokenCacheDocument};
 
+/// Between the cache path and the time stamp in the name of a kept copy.
+const KEPT_INFIX: &str = ".corrupt-";
+
 /// Where the bytes of a corrupt cache are kept aside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantine {
@@ -26,6 +29,16 @@ impl Quarantine {
         Quarantine {
             cache_path: Some(cache_path.into()),
         }
+    }
+
+    /// Whether `file_name` is that of a copy kept by [`Quarantine::keep`]
+    /// (`<cache name>.corrupt-<epoch seconds>[-<n>]`).
+    pub fn is_kept_copy(file_name: &str) -> bool {
+        file_name
+            .split_once(KEPT_INFIX)
+            .is_some_and(|(cache, stamp)| {
+                !cache.is_empty() && stamp.starts_with(|c: char| c.is_ascii_digit())
+            })
     }
 
     /// No place to keep corrupt bytes: a corrupt cache is then left in storage untouched
@@ -48,7 +61,7 @@ impl Quarantine {
         let mut last = None;
         for attempt in 0..100u32 {
             let mut name = cache_path.as_os_str().to_owned();
-            name.push(format!(".corrupt-{stamp}"));
+            name.push(format!("{KEPT_INFIX}{stamp}"));
             if attempt > 0 {
                 name.push(format!("-{attempt}"));
             }
@@ -176,6 +189,25 @@ pub fn decode_or_recover(bytes: Option<&[u8]>, quarantine: &Quarantine) -> Decod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_copies_are_recognised_by_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let quarantine = Quarantine::beside(dir.path().join("msal.cache"));
+        for _ in 0..2 {
+            let kept = quarantine.keep(b"{").expect("keep");
+            let name = kept.file_name().and_then(|n| n.to_str()).expect("utf-8");
+            assert!(Quarantine::is_kept_copy(name), "{name}");
+        }
+        for name in [
+            "msal.cache",
+            "msal.cache.corrupt-",
+            "my.corrupt-cache",
+            ".corrupt-1",
+        ] {
+            assert!(!Quarantine::is_kept_copy(name), "{name}");
+        }
+    }
 
     #[test]
     fn corrupt_bytes_are_kept_aside_privately() {
