@@ -187,13 +187,25 @@ mod tests {
     };
 
     /// Takes the lock as an acquirer does after a removal: exclusive create, OS lock, pid.
+    /// Like `FileLock::take_created`, it retries the OS lock while a prober holds it for a
+    /// moment: a late breaker probing the new file is not a rival holder. (Giving up at
+    /// once left the file created and nobody holding it, seen under load.)
     fn create_and_lock(path: &Path) -> Option<File> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(path)
             .ok()?;
-        file.try_lock().ok()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_micros(10));
+                }
+                Err(_) => return None,
+            }
+        }
         write!(file, "{} test", std::process::id()).ok()?;
         Some(file)
     }
