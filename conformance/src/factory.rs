@@ -80,6 +80,15 @@ pub trait PluginFactory: Send + Sync {
     /// A short name for reports, e.g. `"file"` or `"exec:python3 plugin.py"`.
     fn label(&self) -> String;
 
+    /// Whether the handles of [`create`](Self::create) are the plugin itself, in this
+    /// process (the default), rather than the suite's client of a plugin process. Only an
+    /// in-process plugin has a `Debug` output of its own to check
+    /// (`security::blob_not_in_debug`); a process's logs are its stderr, which
+    /// `security::blob_not_in_logs` reads.
+    fn in_process(&self) -> bool {
+        true
+    }
+
     /// A new handle on the slot named by `ns`.
     ///
     /// - Equal namespaces give handles on the same stored blob.

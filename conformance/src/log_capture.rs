@@ -1,8 +1,10 @@
-//! Captures `tracing` output on the current thread, so cases can check what a plugin logs.
+//! Captures what a plugin logs, so cases can check it: `tracing` output on the current
+//! thread, and the stderr of plugin processes.
 //!
-//! Only events and spans emitted on the calling thread while [`capture`] runs are seen:
-//! threads the plugin spawns, and plugins in other processes (whose stderr the suite does
-//! not read), are outside its view.
+//! Of an in-process plugin, only events and spans emitted on the calling thread while
+//! [`capture`] runs are seen (threads the plugin spawns are outside its view). Of a plugin
+//! process (`exec:`, and workers), every line it wrote to stderr by the time it exited, if
+//! it exited inside the capture: see [`crate::protocol::stderr`].
 
 use std::{
     fmt::{self, Write as _},
@@ -19,12 +21,15 @@ use tracing::{
 };
 
 /// Runs `f` with a subscriber that records every event and span field as text; returns
-/// `f`'s result and the text.
+/// `f`'s result and the text, followed by the stderr lines of plugin processes written
+/// meanwhile (those of other cases running at the same time included).
 pub fn capture<T>(f: impl FnOnce() -> T) -> (T, String) {
     let collector = Collector::default();
     let text = Arc::clone(&collector.text);
+    let mark = crate::protocol::stderr::mark();
     let result = tracing::subscriber::with_default(collector, f);
-    let text = text.lock().map(|t| t.clone()).unwrap_or_default();
+    let mut text = text.lock().map(|t| t.clone()).unwrap_or_default();
+    text.push_str(&crate::protocol::stderr::since(mark));
     (result, text)
 }
 

@@ -25,6 +25,7 @@ use super::{
         HelloInfo, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply, Request, WireNamespace, parse_reply,
         parse_response, quote_line, truncate,
     },
+    stderr,
 };
 
 /// How the suite talks to a plugin process.
@@ -52,7 +53,8 @@ impl Default for ClientOptions {
 ///
 /// Contract:
 /// - [`spawn`](ProcessPlugin::spawn) starts the command with piped stdin and stdout
-///   (stderr is inherited, for the plugin's logs), in a process group of its own on Unix so
+///   (stderr is passed through to the suite's stderr, and kept for the cases that check
+///   what a plugin logs: [`super::stderr`]), in a process group of its own on Unix so
 ///   that [`kill`](ProcessPlugin::kill) also reaches processes it started (`sh -c` lines),
 ///   and completes the `hello` handshake before returning.
 /// - Each trait method is one request and one answer. Plugin errors come back with the
@@ -82,6 +84,7 @@ struct Inner {
     child: Mutex<ChildState>,
     /// Set by `kill`, so that the failures it causes are not blamed on the plugin.
     killed: AtomicBool,
+    stderr: stderr::Reader,
 }
 
 struct Conn {
@@ -128,7 +131,7 @@ impl ProcessPlugin {
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command.spawn().map_err(|e| {
@@ -139,17 +142,18 @@ impl ProcessPlugin {
             )
         })?;
         let pid = child.id();
-        let (stdin, stdout) = match (child.stdin.take(), child.stdout.take()) {
-            (Some(stdin), Some(stdout)) => (stdin, stdout),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::new(
-                    ErrorKind::Other,
-                    format!("plugin {label}: no pipes to the process"),
-                ));
-            }
-        };
+        let (stdin, stdout, stderr) =
+            match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+                (Some(stdin), Some(stdout), Some(stderr)) => (stdin, stdout, stderr),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        format!("plugin {label}: no pipes to the process"),
+                    ));
+                }
+            };
         let (sender, lines) = mpsc::channel();
         // A reader thread turns the blocking pipe into a channel the requester can wait on
         // with a timeout. It ends when the process closes its stdout.
@@ -174,14 +178,17 @@ impl ProcessPlugin {
             child,
             status: None,
         };
-        if let Err(e) = spawned {
-            state.kill_and_reap();
-            return Err(Error::with_source(
-                ErrorKind::Other,
-                format!("plugin {label}: could not start a reader thread"),
-                e,
-            ));
-        }
+        let stderr = match spawned.and_then(|_| stderr::Reader::start(pid, stderr)) {
+            Ok(reader) => reader,
+            Err(e) => {
+                state.kill_and_reap();
+                return Err(Error::with_source(
+                    ErrorKind::Other,
+                    format!("plugin {label}: could not start a reader thread"),
+                    e,
+                ));
+            }
+        };
         let mut conn = Conn {
             stdin: Some(stdin),
             lines,
@@ -230,6 +237,7 @@ impl ProcessPlugin {
                 conn: Mutex::new(conn),
                 child,
                 killed,
+                stderr,
             }),
         })
     }
@@ -427,10 +435,15 @@ impl Drop for Inner {
         while state.try_reap().is_none() {
             if Instant::now() >= deadline {
                 state.kill_and_reap();
-                return;
+                break;
             }
             thread::sleep(Duration::from_millis(5));
         }
+        drop(state);
+        // Everything the process wrote to stderr is in the log once this returns, for the
+        // case that checks it. A child it left behind holding the pipe open is not waited
+        // for longer than the grace time.
+        self.stderr.finish(self.options.exit_grace);
     }
 }
 

@@ -15,6 +15,7 @@ mod client;
 mod lines;
 pub mod message;
 mod server;
+pub(crate) mod stderr;
 mod worker;
 
 pub use client::{ClientOptions, ProcessPlugin};

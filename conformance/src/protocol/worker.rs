@@ -170,6 +170,10 @@ impl PluginFactory for ExecFactory {
     fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
         Ok(Box::new(self.spawn(ns)?))
     }
+
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 impl WorkerLauncher for ExecFactory {
