@@ -72,6 +72,10 @@ def os_error(action, path, err):
 
 
 LOCK_SUFFIX = ".lockfile"
+# The longest valid name, in bytes: the files named after a cache (here the temporary
+# file of a save, ".<name>.<pid>.<12 hex>.tmp", and the lock file) must fit in the 255-byte
+# file-name limit; 225 as in the reference plugin.
+MAX_NAME_LEN = 225
 
 
 def validate_name(name):
@@ -84,8 +88,8 @@ def validate_name(name):
         why = "it contains a path separator"
     elif "\0" in name:
         why = "it contains a NUL byte"
-    elif len(name.encode("utf-8", "surrogatepass")) > 255:
-        why = "it is longer than 255 bytes"
+    elif len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_LEN:
+        why = "it is longer than %d bytes" % MAX_NAME_LEN
     elif name.endswith(LOCK_SUFFIX):
         why = "it ends in .lockfile, the suffix of lock files"
     else:

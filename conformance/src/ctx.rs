@@ -207,6 +207,15 @@ impl Ctx {
         Ok(ns)
     }
 
+    /// A namespace named `<base name><suffix>` in `base`'s directory, cleaned up like
+    /// [`namespace`](Self::namespace)'s: for cases about several caches in one directory,
+    /// as the SDKs keep `msal.cache` and `msal.cache.nocae` side by side.
+    pub fn namespace_beside(&self, base: &Namespace, suffix: &str) -> Namespace {
+        let ns = Namespace::new(format!("{}{suffix}", base.name), base.dir.clone());
+        self.lock_namespaces().push(ns.clone());
+        ns
+    }
+
     /// Marks `ns` as already cleaned by the case (its blob deleted through a handle), so
     /// the context does not ask the factory again; its directory is still removed. Spares
     /// a plugin process per namespace for plugins served out of process.

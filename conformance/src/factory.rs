@@ -9,13 +9,17 @@ use identity_cache_persistence::{CachePersistence, Error, Result};
 /// One scratch storage slot: a cache name and a private directory.
 ///
 /// - `dir` exists when [`PluginFactory::create`] is called, is empty at first, has mode
-///   0700, and belongs to this namespace alone. A plugin that stores in files keeps them
+///   0700, and belongs to this namespace alone, except that the name cases put a second
+///   name in it ([`Ctx::namespace_beside`](crate::Ctx::namespace_beside)). A plugin that stores in files keeps them
 ///   under `dir`; the security cases inspect everything below it. One case
 ///   (`security::dirs_private`) removes `dir` first: a plugin that keeps files there
 ///   creates it (mode 0700) on its first save, as it would create a missing cache
 ///   directory.
-/// - `name` is a valid cache name (ASCII letters, digits and `-`), unique per run and
-///   process, so plugins with global storage (a keyring) do not collide with other runs.
+/// - `name` is a valid cache name, unique per run and process, so plugins with global
+///   storage (a keyring) do not collide with other runs. Mostly ASCII letters, digits and
+///   `-`; the name cases also use `.` and `_` (as in `msal.cache.nocae`) and names of
+///   [`MAX_NAME_LEN`](identity_cache_persistence::MAX_NAME_LEN) bytes, and put two names
+///   in one directory, as the SDKs do.
 /// - Two plugins created for equal namespaces, in this process or in a worker process,
 ///   are two handles on the same slot and see each other's saves.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -4,9 +4,13 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The longest name accepted, in bytes; the common file-name limit of Linux, macOS and
-/// Windows file systems.
-pub const MAX_NAME_LEN: usize = 255;
+/// The longest name accepted, in bytes: 225, so that every file named after a cache stays
+/// within the 255-byte file-name limit of Linux, macOS and Windows file systems. The
+/// longest is a save's temporary file, `.<name>.<pid>-<16 hex digits>.tmp` (30 bytes
+/// more); the lock file adds 9 (`.lockfile`), its queue directory 15, a kept corrupt copy
+/// 22 (`.corrupt-<seconds>-<n>`). A name of 255 bytes, accepted before, could be saved by
+/// no backend that keeps a file beside the cache.
+pub const MAX_NAME_LEN: usize = 225;
 
 /// The suffix of lock files; a cache name ending in it would be another cache's lock file.
 pub(crate) const LOCK_SUFFIX: &str = ".lockfile";
@@ -44,7 +48,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     } else if name.contains('\0') {
         Some("it contains a NUL byte")
     } else if name.len() > MAX_NAME_LEN {
-        Some("it is longer than 255 bytes")
+        Some(
+            "it is longer than 225 bytes, the limit that leaves room for the suffixes of the files named after it",
+        )
     } else if name.ends_with(LOCK_SUFFIX) {
         Some("it ends in .lockfile, the suffix of lock files")
     } else {
@@ -87,7 +93,7 @@ mod tests {
         ] {
             validate_name(name).expect(name);
         }
-        validate_name(&"x".repeat(MAX_NAME_LEN)).expect("255 bytes is fine");
+        validate_name(&"x".repeat(MAX_NAME_LEN)).expect("225 bytes is fine");
     }
 
     #[test]
@@ -101,7 +107,7 @@ mod tests {
             ("../msal.cache", "separator"),
             ("a\\b", "separator"),
             ("a\0b", "NUL"),
-            (long.as_str(), "255"),
+            (long.as_str(), "225"),
             ("msal.cache.lockfile", ".lockfile"),
         ] {
             let err = validate_name(name).expect_err(name);

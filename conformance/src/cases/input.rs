@@ -49,7 +49,7 @@ pub const CASES: &[Case] = &[
     },
     Case {
         name: "input::invalid_names_refused",
-        rule: "the plugin refuses invalid cache names (empty, '.', '..', path separators, NUL, over 255 bytes) with InvalidName",
+        rule: "the plugin refuses invalid cache names (empty, '.', '..', path separators, NUL, over MAX_NAME_LEN = 225 bytes) with InvalidName",
         needs: &[],
         run: invalid_names_refused,
     },
@@ -151,7 +151,7 @@ pub fn invalid_names_refused(ctx: &Ctx) -> Result<(), Failure> {
         "../escape".into(),
         "a\\b".into(),
         "nul\0byte".into(),
-        "x".repeat(256),
+        "x".repeat(identity_cache_persistence::MAX_NAME_LEN + 1),
     ];
     for name in bad {
         let ns = Namespace::new(name.clone(), base.dir.clone());

@@ -100,6 +100,12 @@ pub const CASES: &[Case] = &[
         run: excluded_by_this_process,
     },
     Case {
+        name: "lock::live_holder_kept_through_long_wait",
+        rule: "a live process holding the lock keeps it however long another waits: no age or wait limit breaks a live holder's lock",
+        needs: &[Need::Lock, Need::Workers],
+        run: live_holder_kept_through_long_wait,
+    },
+    Case {
         name: "lock::refused_when_not_declared",
         rule: "a plugin that declares no lock answers lock with NotSupported",
         needs: &[Need::NoLock],
@@ -394,6 +400,55 @@ pub fn excludes_other_process(ctx: &Ctx) -> std::result::Result<(), Failure> {
             )
         })?;
         refused(ctx, &local, "this process while the worker holds the lock")?;
+        remote_guard
+            .release()
+            .map_err(|e| ctx.fail("the worker releases the lock", blob::describe_error(&e)))?;
+        take(ctx, &local, "this process after the worker released").map(drop)
+    })();
+    worker.kill();
+    result
+}
+
+/// How long the waiter of `live_holder_kept_through_long_wait` waits: past the 2 s grace
+/// the reference plugin gives lock files without a pid, and past the 5 s after which
+/// MSAL Python's portalocker variant enters anyway, the limits a plugin that breaks live
+/// holders' locks by age or by wait would use.
+const LONG_WAIT: Duration = Duration::from_millis(5500);
+
+/// A worker process takes the lock and stays alive; a wait here of [`LONG_WAIT`] ends in
+/// `LockTimeout`, and the lock is granted once the worker releases it.
+pub fn live_holder_kept_through_long_wait(ctx: &Ctx) -> std::result::Result<(), Failure> {
+    let ns = ctx.namespace()?;
+    let local = ctx.plugin(&ns)?;
+    let mut worker = ctx.worker(&ns)?;
+    let result = (|| {
+        let remote_guard = worker.lock(GRANT).map_err(|e| {
+            ctx.fail(
+                "the worker process takes the free lock",
+                blob::describe_error(&e),
+            )
+        })?;
+        let (result, elapsed) = timed_lock(
+            ctx,
+            &local,
+            LONG_WAIT,
+            "a long wait for a live holder's lock",
+        )?;
+        match result {
+            Err(e) if e.kind() == ErrorKind::LockTimeout => {}
+            Ok(_guard) => {
+                return Err(ctx.fail(
+                    format!("LockTimeout after {LONG_WAIT:?}, since a live process holds the lock"),
+                    format!("the lock was granted after {elapsed:?} while the holder lived"),
+                ));
+            }
+            Err(e) => {
+                return Err(ctx.fail(
+                    format!("LockTimeout after {LONG_WAIT:?}, since a live process holds the lock"),
+                    blob::describe_error(&e),
+                ));
+            }
+        }
         remote_guard
             .release()
             .map_err(|e| ctx.fail("the worker releases the lock", blob::describe_error(&e)))?;

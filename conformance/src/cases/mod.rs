@@ -10,12 +10,14 @@ pub mod faults;
 pub mod input;
 pub mod lock;
 pub mod model;
+pub mod names;
 pub mod process;
 pub mod security;
 
 /// Every area's cases, in report order.
 pub const AREAS: &[&[crate::Case]] = &[
     contract::CASES,
+    names::CASES,
     change::CASES,
     lock::CASES,
     model::CASES,
