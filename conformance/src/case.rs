@@ -118,6 +118,10 @@ impl Need {
     }
 }
 
+/// The rule a hang breaks, whichever case saw it: a plugin call that never returns is
+/// reported as a hang, not as a breach of the rule the case was checking.
+pub const HANG_RULE: &str = "every call to the plugin returns, with a result or a typed error, within its time limit (a hung call blocks its caller for good)";
+
 /// What broke: the rule, what was expected, what happened, and how to rerun the case.
 ///
 /// Messages never contain blob bytes; cases describe blobs by length and short hash

@@ -280,7 +280,8 @@ impl Ctx {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Failure> {
         watchdog(limit, f).map_err(|Hung| {
-            self.fail(
+            Failure::new(
+                crate::case::HANG_RULE,
                 format!("{what} returns within {limit:?}"),
                 format!("still running after {limit:?}: the plugin hangs"),
             )

@@ -183,7 +183,7 @@ impl Suite {
         });
         match outcome {
             Err(Hung) => Err(Failure::new(
-                case.rule,
+                crate::case::HANG_RULE,
                 format!("{name} finishes within {limit:?}"),
                 "still running: the plugin hangs (the case was abandoned)",
             )),

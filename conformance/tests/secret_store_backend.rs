@@ -21,29 +21,43 @@ use identity_cache_persistence::{
     validate_name,
 };
 
-/// One secret in `<dir>/secret`, replaced atomically (temporary file, fsync, rename), so
-/// that several processes share it as they share a keychain item.
+/// One secret per cache name in `<dir>/secret-<hash of the name>`, replaced atomically
+/// (temporary file, fsync, rename), so that several processes share it as they share a
+/// keychain item. One item per name, as the Keychain's `KeychainAccount::CacheName`
+/// layout keeps it: this target checks the composition, not an account layout. (The
+/// default `Shared` layout is one item for every name, as JS and Python keep it: there
+/// `names::long_common_prefix_isolated` cannot hold; see the README's platform table.)
 #[derive(Debug, Clone)]
 struct FileStore {
     dir: PathBuf,
+    item: String,
 }
 
 impl FileStore {
     /// The store of a namespace: the directory `<ns.dir>.store`, beside the namespace.
     fn of(ns: &Namespace) -> Self {
+        use std::hash::{Hash, Hasher};
         let mut dir = OsString::from(ns.dir.as_os_str());
         dir.push(".store");
-        FileStore { dir: dir.into() }
+        // `DefaultHasher::new()` has fixed keys: the worker processes of one test binary
+        // agree on it. The name itself can be too long for a file name with a prefix.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        ns.name.hash(&mut hasher);
+        FileStore {
+            dir: dir.into(),
+            item: format!("secret-{:016x}", hasher.finish()),
+        }
     }
 
     fn item(&self) -> PathBuf {
-        self.dir.join("secret")
+        self.dir.join(&self.item)
     }
 
     fn write(&self, secret: &[u8]) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
         let temp = self.dir.join(format!(
-            "secret.{}-{:016x}.tmp",
+            "{}.{}-{:016x}.tmp",
+            self.item,
             std::process::id(),
             fastrand::u64(..)
         ));

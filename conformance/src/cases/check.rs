@@ -15,6 +15,23 @@ pub fn save(ctx: &Ctx, p: &dyn CachePersistence, data: &[u8], what: &str) -> Res
     })
 }
 
+/// The save that sets up a case about something else (a fault, corrupt stored data)
+/// succeeds. Its failure says nothing about that case's rule, so it is reported under a
+/// rule of its own, naming the saving that failed (the `contract` cases judge saving).
+pub fn setup_save(p: &dyn CachePersistence, data: &[u8], what: &str) -> Result<(), Failure> {
+    p.save(data).map_err(|e| {
+        Failure::new(
+            SETUP_SAVE_RULE,
+            format!("{what}: save of {} succeeds", blob::describe(data)),
+            blob::describe_error_hiding(&e, data),
+        )
+    })
+}
+
+/// The rule of a failed [`setup_save`].
+pub const SETUP_SAVE_RULE: &str =
+    "a save succeeds while nothing is wrong (the set-up of this case, before it provokes anything)";
+
 /// `p.load()` succeeds and returns exactly `expected`.
 pub fn loads(
     ctx: &Ctx,

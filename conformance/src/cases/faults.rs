@@ -72,7 +72,7 @@ fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Failure> {
     let (ns, p) = ctx.fresh()?;
     let mut rng = ctx.rng();
     let original = blob::random(&mut rng, ctx.size_up_to(1024));
-    check::save(ctx, &*p, &original, "original blob")?;
+    check::setup_save(&*p, &original, "original blob")?;
     inject(ctx, &ns, fault)?;
     // The replacement is larger than any space left, so a full disk cannot take it.
     let replacement = blob::random(&mut rng, ctx.size_up_to(256 * 1024));
@@ -154,12 +154,7 @@ pub fn storage_unavailable_kind(ctx: &Ctx) -> Result<(), Failure> {
 /// Storage unreachable: a load is an error, not "nothing stored".
 pub fn storage_unavailable_load_kind(ctx: &Ctx) -> Result<(), Failure> {
     let (ns, p) = ctx.fresh()?;
-    check::save(
-        ctx,
-        &*p,
-        b"{\"stored before the fault\": true}",
-        "original blob",
-    )?;
+    check::setup_save(&*p, b"{\"stored before the fault\": true}", "original blob")?;
     inject(ctx, &ns, Fault::StorageUnavailable)?;
     let loader = std::sync::Arc::clone(&p);
     let result = ctx.within(Duration::from_secs(30), "load under a fault", move || {

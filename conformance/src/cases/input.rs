@@ -103,7 +103,7 @@ fn corrupted(
     ctx: &Ctx,
 ) -> Result<std::sync::Arc<dyn identity_cache_persistence::CachePersistence>, Failure> {
     let (ns, p) = ctx.fresh()?;
-    check::save(ctx, &*p, b"{\"about to be corrupted\": true}", "save")?;
+    check::setup_save(&*p, b"{\"about to be corrupted\": true}", "save")?;
     match ctx.factory().corrupt_stored_data(&ns) {
         Ok(()) => Ok(p),
         Err(e) if e.kind() == ErrorKind::NotSupported => Err(skip(format!(
