@@ -149,7 +149,17 @@ fn refused(
     p: &Arc<dyn CachePersistence>,
     what: &str,
 ) -> std::result::Result<(), Failure> {
-    let (result, elapsed) = timed_lock(ctx, p, SHORT_WAIT, what)?;
+    refused_after(ctx, p, SHORT_WAIT, what)
+}
+
+/// A request waiting `wait` that must time out because the lock is held all along.
+fn refused_after(
+    ctx: &Ctx,
+    p: &Arc<dyn CachePersistence>,
+    wait: Duration,
+    what: &str,
+) -> std::result::Result<(), Failure> {
+    let (result, elapsed) = timed_lock(ctx, p, wait, what)?;
     match result {
         Err(e) if e.kind() == ErrorKind::LockTimeout => Ok(()),
         Ok(_guard) => Err(ctx.fail(
@@ -389,24 +399,7 @@ pub fn waiter_enters_after_release(ctx: &Ctx) -> std::result::Result<(), Failure
 
 /// A lock held by another process excludes this one until it is released.
 pub fn excludes_other_process(ctx: &Ctx) -> std::result::Result<(), Failure> {
-    let ns = ctx.namespace()?;
-    let local = ctx.plugin(&ns)?;
-    let mut worker = ctx.worker(&ns)?;
-    let result = (|| {
-        let remote_guard = worker.lock(GRANT).map_err(|e| {
-            ctx.fail(
-                "the worker process takes the free lock",
-                blob::describe_error(&e),
-            )
-        })?;
-        refused(ctx, &local, "this process while the worker holds the lock")?;
-        remote_guard
-            .release()
-            .map_err(|e| ctx.fail("the worker releases the lock", blob::describe_error(&e)))?;
-        take(ctx, &local, "this process after the worker released").map(drop)
-    })();
-    worker.kill();
-    result
+    excluded_by_worker(ctx, SHORT_WAIT)
 }
 
 /// How long the waiter of `live_holder_kept_through_long_wait` waits: past the 2 s grace
@@ -415,9 +408,15 @@ pub fn excludes_other_process(ctx: &Ctx) -> std::result::Result<(), Failure> {
 /// holders' locks by age or by wait would use.
 const LONG_WAIT: Duration = Duration::from_millis(5500);
 
-/// A worker process takes the lock and stays alive; a wait here of [`LONG_WAIT`] ends in
-/// `LockTimeout`, and the lock is granted once the worker releases it.
+/// A worker process holds the lock and stays alive: a wait here of [`LONG_WAIT`] ends in
+/// `LockTimeout`.
 pub fn live_holder_kept_through_long_wait(ctx: &Ctx) -> std::result::Result<(), Failure> {
+    excluded_by_worker(ctx, LONG_WAIT)
+}
+
+/// A worker process takes the lock; a wait of `wait` here ends in `LockTimeout`; once the
+/// worker releases, this process takes the lock.
+fn excluded_by_worker(ctx: &Ctx, wait: Duration) -> std::result::Result<(), Failure> {
     let ns = ctx.namespace()?;
     let local = ctx.plugin(&ns)?;
     let mut worker = ctx.worker(&ns)?;
@@ -428,27 +427,12 @@ pub fn live_holder_kept_through_long_wait(ctx: &Ctx) -> std::result::Result<(), 
                 blob::describe_error(&e),
             )
         })?;
-        let (result, elapsed) = timed_lock(
+        refused_after(
             ctx,
             &local,
-            LONG_WAIT,
-            "a long wait for a live holder's lock",
+            wait,
+            "this process while the worker holds the lock",
         )?;
-        match result {
-            Err(e) if e.kind() == ErrorKind::LockTimeout => {}
-            Ok(_guard) => {
-                return Err(ctx.fail(
-                    format!("LockTimeout after {LONG_WAIT:?}, since a live process holds the lock"),
-                    format!("the lock was granted after {elapsed:?} while the holder lived"),
-                ));
-            }
-            Err(e) => {
-                return Err(ctx.fail(
-                    format!("LockTimeout after {LONG_WAIT:?}, since a live process holds the lock"),
-                    blob::describe_error(&e),
-                ));
-            }
-        }
         remote_guard
             .release()
             .map_err(|e| ctx.fail("the worker releases the lock", blob::describe_error(&e)))?;
