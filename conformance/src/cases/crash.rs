@@ -1,17 +1,14 @@
 //! `crash`: a process killed with SIGKILL in the middle of a save or while holding the
 //! lock leaves a whole blob behind and a lock others can take.
 
-use std::{
-    thread,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use identity_cache_persistence::ErrorKind;
 
 use crate::{
     blob,
     case::{Case, Failure, Need},
-    cases::{check, lock},
+    cases::{kill, lock},
     ctx::Ctx,
 };
 
@@ -36,56 +33,15 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-/// Kill a worker at a random moment while it saves large blobs; what is stored afterwards
-/// must be one of the blobs saved, whole. Repeated, because one kill hits the torn-write
-/// window only sometimes.
+/// Rounds of saves, each by a new worker killed inside its save (kills aimed as [`kill`]
+/// describes); after each kill what is stored must be the old blob or the new one, whole.
+/// Many rounds, because one kill hits the torn-write window only sometimes.
 pub fn kill_during_save_leaves_whole_blob(ctx: &Ctx) -> Result<(), Failure> {
-    let rounds = if ctx.thorough() { 40 } else { 4 };
-    let mut rng = ctx.rng();
-    for round in 0..rounds {
-        let ns = ctx.namespace()?;
-        let local = ctx.plugin(&ns)?;
-        let initial = blob::self_checking(rng.u64(..), ctx.size_up_to(256 * 1024));
-        let max_len = ctx.size_up_to(1024 * 1024);
-        check::save(ctx, &*local, &initial, "initial blob")?;
-        let mut worker = ctx.worker(&ns)?;
-        let pid = worker.pid();
-        let delay = Duration::from_millis(rng.u64(5..60));
-        let sizes: Vec<(u64, usize)> = (0..50)
-            .map(|_| (rng.u64(..), rng.usize(max_len / 16..=max_len)))
-            .collect();
-        thread::scope(|s| {
-            let saver = &*worker;
-            s.spawn(move || {
-                for (id, len) in sizes {
-                    if saver.save(&blob::self_checking(id, len)).is_err() {
-                        break;
-                    }
-                }
-            });
-            thread::sleep(delay);
-            kill_pid(pid);
-        });
-        worker.kill();
-        let loaded = local.load();
-        match loaded {
-            Ok(Some(bytes)) => {
-                blob::check_self_checking(&bytes).map_err(|why| {
-                    ctx.fail(
-                        format!("round {round}: a whole saved blob after the saver was killed after {delay:?}"),
-                        why,
-                    )
-                })?;
-            }
-            other => {
-                return Err(ctx.fail(
-                    format!("round {round}: a whole saved blob after the saver was killed after {delay:?}"),
-                    blob::describe_result(&other.map(|o| o.map(|b| blob::describe(&b)))),
-                ));
-            }
-        }
-    }
-    Ok(())
+    // Thorough: four times the strata, so windows a quarter as long are hit.
+    let rounds = if ctx.thorough() { 128 } else { 32 };
+    let len = ctx.size_up_to(kill::KILL_BLOB_LEN);
+    let (ns, local) = ctx.fresh()?;
+    kill::killed_saves(ctx, &ns, &local, len, rounds, |_| {})
 }
 
 /// Kill the lock holder; the lock must be free within [`RECOVERY_BOUND`].
@@ -120,19 +76,4 @@ pub fn killed_holder_frees_lock(ctx: &Ctx) -> Result<(), Failure> {
             format!("{} after {elapsed:?}", blob::describe_error(&e)),
         )),
     }
-}
-
-/// SIGKILL to the worker's process group (workers lead their own group, so a plugin
-/// started through `sh -c` dies with its shell), while another thread is mid-call.
-fn kill_pid(pid: u32) {
-    #[cfg(unix)]
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) has no memory-safety preconditions; a stale pid only fails.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-            libc::kill(pid, libc::SIGKILL);
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = pid;
 }
