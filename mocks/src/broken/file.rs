@@ -107,13 +107,17 @@ impl Flaw {
                 "file_truncate_in_place",
                 "a concurrent load sees the old or the new blob, never a truncated or partly written one (save truncates and writes in place)",
                 "concurrency::no_torn_reads_threads",
-                &["concurrency::no_torn_reads_processes"],
+                &[
+                    "concurrency::no_torn_reads_processes",
+                    "crash::kill_during_save_leaves_whole_blob",
+                    "crash::kill_during_save_racing_reader",
+                ],
             ),
             Flaw::NoRename => s(
                 "file_save_without_rename",
                 "a save killed half-way leaves the old or the new blob whole (save writes in place, without fsync or an atomic rename)",
                 "crash::kill_during_save_racing_reader",
-                &[],
+                &["crash::kill_during_save_leaves_whole_blob"],
             ),
             Flaw::NoRenameSmallStore => s(
                 "file_small_save_without_rename",
