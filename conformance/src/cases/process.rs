@@ -20,13 +20,13 @@ use identity_cache_persistence::{CachePersistence, LockGuard};
 use crate::{
     blob,
     case::{Case, Failure, Need},
-    cases::kill,
+    cases::{
+        crash::{RECOVERY_BOUND, RECOVERY_SLACK},
+        kill,
+    },
     ctx::Ctx,
     factory::Worker,
 };
-
-/// How long a lock may stay unavailable after its holder was killed (PROTOCOL.md, section 4).
-pub const RECOVERY_BOUND: Duration = Duration::from_secs(5);
 
 /// How long each waiter holds the recovered lock in `crash::dead_holder_recovered_by_one_waiter`.
 const HOLD: Duration = Duration::from_millis(300);
@@ -104,6 +104,24 @@ pub fn dead_holder_recovered_by_one_waiter(ctx: &Ctx) -> Result<(), Failure> {
         }
     }
     spans.sort();
+    // The first waiter recovers the lock within the bound; the second enters after the
+    // first's hold. Late is a failure even when granted (a plugin may ignore the wait).
+    let late = spans.iter().enumerate().find_map(|(n, &(entered, _))| {
+        let bound = RECOVERY_BOUND + HOLD * n as u32 + RECOVERY_SLACK;
+        let after_kill = entered.saturating_sub(killed_at);
+        (after_kill > bound).then_some((n, after_kill, bound))
+    });
+    if let Some((n, after_kill, bound)) = late {
+        return Err(ctx.fail(
+            format!(
+                "the waiters enter within {RECOVERY_BOUND:?} of the holder's death (the second after the first's {HOLD:?} hold; + {RECOVERY_SLACK:?} slack)"
+            ),
+            format!(
+                "the {} waiter entered {after_kill:?} after the death, past {bound:?}",
+                if n == 0 { "first" } else { "second" }
+            ),
+        ));
+    }
     if let [(first_entered, first_left), (second_entered, _)] = spans[..]
         && second_entered < first_left
     {

@@ -64,6 +64,11 @@ pub enum Flaw {
     /// holder dead takes the lock over by writing its own pid into the file: a check and a
     /// write, not one atomic step.
     RacyRecovery,
+    /// `lock` is `flock`, and the holder's pid is written to `<name>.holder` (removed on
+    /// release); a process that gets the flock and finds a dead holder's pid there lets the
+    /// dead holder's writes "settle" until [`SETTLE`] after that holder took the lock, beyond
+    /// the wait it was given, before it returns the lock.
+    SlowRecovery,
     /// The change token is a counter in process memory, bumped by this process's saves and
     /// deletes.
     ProcessLocalToken,
@@ -82,6 +87,7 @@ impl Flaw {
         Flaw::ExclLockNoRecovery,
         Flaw::ProcessLocalLock,
         Flaw::RacyRecovery,
+        Flaw::SlowRecovery,
         Flaw::ProcessLocalToken,
         Flaw::DefaultFileMode,
         Flaw::DefaultDirMode,
@@ -146,6 +152,12 @@ impl Flaw {
                 "crash::dead_holder_recovered_by_one_waiter",
                 &[],
             ),
+            Flaw::SlowRecovery => s(
+                "file_lock_slow_recovery",
+                "the lock of a killed holder is free again within the recovery bound (here it is granted 9 s after the holder took it, whatever the wait)",
+                "crash::killed_holder_frees_lock",
+                &["crash::dead_holder_recovered_by_one_waiter"],
+            ),
             Flaw::ProcessLocalToken => s(
                 "file_token_process_local",
                 "the change token moves when another process saves",
@@ -177,6 +189,7 @@ impl Flaw {
                 | Flaw::ExclLockNoRecovery
                 | Flaw::ProcessLocalLock
                 | Flaw::RacyRecovery
+                | Flaw::SlowRecovery
                 | Flaw::ProcessLocalToken
         )
     }
@@ -198,6 +211,10 @@ impl fmt::Debug for BrokenFile {
             .finish()
     }
 }
+
+/// How long after a holder took the lock [`Flaw::SlowRecovery`] waits before it takes over
+/// from that holder once dead: past the 5 s recovery bound, as a fixed "stale after" age is.
+pub const SETTLE: Duration = Duration::from_secs(9);
 
 /// The `max_size` of [`Flaw::NoRenameSmallStore`].
 pub const SMALL_STORE: usize = 16 * 1024;
@@ -390,6 +407,33 @@ impl BrokenFile {
         }))))
     }
 
+    fn slow_recovery_lock(&self, wait: Duration) -> Result<LockGuard> {
+        let flock = self.flock(wait)?;
+        let holder_path = self.lock_path.with_extension("holder");
+        if let Ok(text) = fs::read_to_string(&holder_path)
+            && let Ok(pid) = text.trim().parse::<u32>()
+            && !alive(pid)
+        {
+            // The flaw: the settling time counts from when the dead holder took the lock,
+            // not against this caller's wait.
+            let taken = fs::metadata(&holder_path)
+                .and_then(|m| m.modified())
+                .unwrap_or_else(|_| SystemTime::now());
+            let settled = taken + SETTLE;
+            if let Ok(left) = settled.duration_since(SystemTime::now()) {
+                thread::sleep(left);
+            }
+        }
+        fs::write(&holder_path, std::process::id().to_string())
+            .map_err(|e| Error::io("write lock holder", &holder_path, e))?;
+        Ok(LockGuard::new(Held(Box::new(move || {
+            let removed = fs::remove_file(&holder_path)
+                .map_err(|e| Error::io("remove lock holder", &holder_path, e));
+            drop(flock);
+            removed
+        }))))
+    }
+
     fn process_local_lock(&self, wait: Duration) -> Result<LockGuard> {
         let table = local_locks();
         let deadline = Instant::now().checked_add(wait);
@@ -519,6 +563,7 @@ impl CachePersistence for BrokenFile {
             Flaw::ExclLockNoRecovery => self.excl_lock(wait),
             Flaw::ProcessLocalLock => self.process_local_lock(wait),
             Flaw::RacyRecovery => self.racy_recovery_lock(wait),
+            Flaw::SlowRecovery => self.slow_recovery_lock(wait),
             _ => self.flock(wait),
         }
     }
