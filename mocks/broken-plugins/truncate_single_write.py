@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The example file plugin, except that save works the way msal-extensions 1.3.1's
-FilePersistence.save does: open the blob file with truncation, hand it the whole blob in
-ONE write, close. No temporary file, no rename, no fsync.
+FilePersistence.save does: open the blob file with truncation (O_TRUNC, mode 0600), hand
+it the whole blob in ONE write, close. No temporary file, no rename, no fsync. (msal writes
+a str in text mode; the blobs here are bytes, so binary mode.)
 
 Its torn window is short (truncate, then one write to the page cache) and sits behind the
 request's decoding, so only kills aimed inside the save land in it. Measured directly,
@@ -20,8 +21,7 @@ plugin = _base.load_example()
 
 
 def private(path, flags):
-    # msal-extensions creates the file with the default mode; 0600 keeps this plugin to
-    # its one flaw (security::files_private stays passed).
+    # Mode 0600, as msal-extensions 1.3.1 opens it (os.open with O_TRUNC, 0o600).
     return os.open(path, flags, 0o600)
 
 

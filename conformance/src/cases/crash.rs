@@ -43,7 +43,7 @@ pub const CASES: &[Case] = &[
 /// Many rounds, because one kill hits the torn-write window only sometimes.
 pub fn kill_during_save_leaves_whole_blob(ctx: &Ctx) -> Result<(), Failure> {
     // Thorough: four times the strata, so windows a quarter as long are hit.
-    let rounds = if ctx.thorough() { 128 } else { 32 };
+    let rounds = if ctx.thorough() { 192 } else { 48 };
     let len = ctx.size_up_to(kill::KILL_BLOB_LEN);
     let (ns, local) = ctx.fresh()?;
     kill::killed_saves(ctx, &ns, &local, len, rounds, |_| {})

@@ -138,7 +138,7 @@ pub fn dead_holder_recovered_by_one_waiter(ctx: &Ctx) -> Result<(), Failure> {
 /// `crash::kill_during_save_racing_reader`.
 pub fn kill_during_save_racing_reader(ctx: &Ctx) -> Result<(), Failure> {
     // Thorough: four times the strata, so windows a quarter as long are hit.
-    let rounds = if ctx.thorough() { 128 } else { 32 };
+    let rounds = if ctx.thorough() { 192 } else { 48 };
     let len = ctx.size_up_to(kill::KILL_BLOB_LEN);
     let ns = ctx.namespace()?;
     let local = ctx.plugin(&ns)?;
