@@ -38,7 +38,7 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-/// Rounds of saves, each by a new worker killed inside its save (kills aimed as [`kill`]
+/// Rounds of saves, each by a worker killed inside its save (kills aimed as `cases/kill.rs`
 /// describes); after each kill what is stored must be the old blob or the new one, whole.
 /// Many rounds, because one kill hits the torn-write window only sometimes.
 pub fn kill_during_save_leaves_whole_blob(ctx: &Ctx) -> Result<(), Failure> {

@@ -137,14 +137,14 @@ fn save_killed(
 /// Rounds `1..=rounds` of killed saves of blobs of `len` bytes on `ns`.
 ///
 /// In round `id` the worker first saves the blob last seen (blob 0 in the first round;
-/// later no change to what is stored), unharmed, timed as the kills are: the median of that save and the last ones
-/// of the rounds before ([`CALIBRATION_SAVES`] in all) is the save time, measured close
-/// to the killed save in time and in the same process (the first save of a fresh process
-/// is slower, and the machine's load drifts). Then it saves blob `id` and is killed at the
-/// timer's delay for that save time. The slot, seen
-/// through `local`, must then hold a whole blob no older than the last one seen or
-/// confirmed (a save answered before the kill is durable), and no newer than `id`.
-/// `starting(id)` is called before each killed save.
+/// later no change to what is stored), unharmed, timed as the kills are: the median of
+/// that save and the last ones of the rounds before ([`CALIBRATION_SAVES`] in all) is the
+/// save time, measured close to the killed save in time and in the same process (the
+/// first save of a fresh process is slower, and the machine's load drifts). Then it saves
+/// blob `id` and is killed at the timer's delay for that save time. The slot, seen through
+/// `local`, must then hold a whole blob no older than the last one seen or confirmed (a
+/// save answered before the kill is durable), and no newer than `id`. `starting(id)` is
+/// called before each killed save.
 pub fn killed_saves(
     ctx: &Ctx,
     ns: &Namespace,
@@ -252,7 +252,7 @@ fn loaded_id(local: &Arc<dyn CachePersistence>) -> Result<u64, String> {
 /// SIGKILLs `pid` and the process group it leads (a `sh -c` line's children too), without
 /// reaping it: the worker's own `kill` reaps it afterwards, so the pid cannot be reused in
 /// between.
-pub fn sigkill(pid: u32) {
+fn sigkill(pid: u32) {
     #[cfg(unix)]
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: kill(2) has no memory-safety preconditions.
