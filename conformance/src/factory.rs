@@ -152,6 +152,16 @@ pub trait Worker: CachePersistence {
     /// Kills the process with SIGKILL and reaps it. Afterwards every call fails.
     /// Killing a dead worker does nothing.
     fn kill(&mut self);
+
+    /// [`save`](CachePersistence::save), calling `sent` the moment the whole request has
+    /// been written to the process (which has then read all of it but what a pipe buffers)
+    /// and only its work is left: the crash cases time their kills from there, so that
+    /// neither the suite's encoding nor the transfer is part of the span they aim at.
+    /// A worker that is no process has nothing to transfer: `sent` comes first.
+    fn save_sent(&self, data: &[u8], sent: &mut dyn FnMut()) -> Result<()> {
+        sent();
+        self.save(data)
+    }
 }
 
 /// Starts worker processes; present when the plugin can be served out of process (the

@@ -4,6 +4,7 @@ blob into it in small pieces: no temporary file, no rename.
 
 RULE = "a concurrent load sees the old or the new blob, never a truncated or partly written one"
 EXPECTED_CASE = "concurrency::no_torn_reads_threads"
+ALSO = "crash::kill_during_save_leaves_whole_blob, crash::kill_during_save_racing_reader"
 """
 
 import os

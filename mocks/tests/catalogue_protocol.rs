@@ -1,8 +1,9 @@
 //! The out-of-process broken plugins (`mocks/broken-plugins/*.py`): each is the suite's
 //! example Python plugin with one thing changed, and must be caught through the JSON-lines
 //! protocol by the case named in its docstring (`EXPECTED_CASE = "..."`, next to
-//! `RULE = "..."`). The unchanged example must pass those same cases. Prints the table:
-//! plugin, rule, expected failing case, caught or not.
+//! `RULE = "..."`), and by the cases of an optional `ALSO = "case, case"` (the same rule
+//! seen from another side). The unchanged example must pass those same cases. Prints the
+//! table: plugin, rule, expected failing case, caught or not.
 //!
 //! Every handle and every worker is a `python3` process (`exec:` plugins).
 
@@ -38,6 +39,17 @@ mod unix {
         path: PathBuf,
         rule: String,
         expected_case: String,
+        /// Other cases that must fail for it too.
+        also: Vec<String>,
+    }
+
+    impl Program {
+        /// Every case that must fail for it: the expected case first.
+        fn must_fail(&self) -> Vec<String> {
+            std::iter::once(self.expected_case.clone())
+                .chain(self.also.iter().cloned())
+                .collect()
+        }
     }
 
     struct Row {
@@ -84,6 +96,9 @@ mod unix {
                         .unwrap_or_else(|| panic!("{name}: no RULE in its docstring")),
                     expected_case: field(&text, "EXPECTED_CASE")
                         .unwrap_or_else(|| panic!("{name}: no EXPECTED_CASE in its docstring")),
+                    also: field(&text, "ALSO")
+                        .map(|list| list.split(',').map(|c| c.trim().to_string()).collect())
+                        .unwrap_or_default(),
                     name,
                     path,
                 }
@@ -110,21 +125,29 @@ mod unix {
         config
     }
 
-    /// The outcome of `case` for the plugin run by `command`.
-    fn run(command: String, case: &str) -> Result<Outcome, String> {
+    /// The outcome of each of `names` for the plugin run by `command`.
+    fn run(command: String, names: &[String]) -> Result<Vec<(String, Outcome)>, String> {
         let factory = Arc::new(ExecFactory::new(command));
         let suite = Suite::new(factory.clone(), config())
             .map_err(|e| format!("scratch directory: {e}"))?
             .with_launcher(factory);
-        let cases: Vec<_> = all_cases().into_iter().filter(|c| c.name == case).collect();
-        if cases.is_empty() {
-            return Err(format!("{case} is not a case of the suite"));
+        let cases: Vec<_> = all_cases()
+            .into_iter()
+            .filter(|c| names.iter().any(|n| n == c.name))
+            .collect();
+        if let Some(missing) = names.iter().find(|n| !cases.iter().any(|c| c.name == *n)) {
+            return Err(format!("{missing} is not a case of the suite"));
         }
         let report = suite.run(&cases);
-        report
-            .case(case)
-            .map(|c| c.outcome.clone())
-            .ok_or_else(|| format!("{case} was not run"))
+        names
+            .iter()
+            .map(|name| {
+                report
+                    .case(name)
+                    .map(|c| (name.clone(), c.outcome.clone()))
+                    .ok_or_else(|| format!("{name} was not run"))
+            })
+            .collect()
     }
 
     pub fn main() {
@@ -138,8 +161,12 @@ mod unix {
                 format!("caught::{}", program.name),
                 move || {
                     let started = Instant::now();
-                    let outcome = run(command(&p.path), &p.expected_case)?;
-                    let caught = matches!(outcome, Outcome::Failed(_));
+                    let outcomes = run(command(&p.path), &p.must_fail())?;
+                    let missed: Vec<_> = outcomes
+                        .iter()
+                        .filter(|(_, outcome)| !matches!(outcome, Outcome::Failed(_)))
+                        .collect();
+                    let caught = missed.is_empty();
                     rows.lock().unwrap_or_else(|e| e.into_inner()).push(Row {
                         name: p.name.clone(),
                         rule: p.rule.clone(),
@@ -150,28 +177,34 @@ mod unix {
                     if caught {
                         Ok(())
                     } else {
-                        Err(Failed::from(format!(
-                            "{} is not caught by {}: {} {:?}",
-                            p.name,
-                            p.expected_case,
-                            outcome.word(),
-                            outcome
-                        )))
+                        Err(Failed::from(
+                            missed
+                                .iter()
+                                .map(|(case, outcome)| {
+                                    format!(
+                                        "{} is not caught by {case}: {} {outcome:?}",
+                                        p.name,
+                                        outcome.word()
+                                    )
+                                })
+                                .collect::<Vec<_>>()
+                                .join("\n"),
+                        ))
                     }
                 },
             ));
-            // The unchanged example passes the case that catches the broken one.
+            // The unchanged example passes the cases that catch the broken one.
             let p = program;
-            trials.push(Trial::test(
-                format!("control::{}", p.name),
-                move || match run(command(Path::new(EXAMPLE)), &p.expected_case)? {
-                    Outcome::Passed => Ok(()),
-                    other => Err(Failed::from(format!(
-                        "the correct example plugin does not pass {}: {other:?}",
-                        p.expected_case
-                    ))),
-                },
-            ));
+            trials.push(Trial::test(format!("control::{}", p.name), move || {
+                for (case, outcome) in run(command(Path::new(EXAMPLE)), &p.must_fail())? {
+                    if outcome != Outcome::Passed {
+                        return Err(Failed::from(format!(
+                            "the correct example plugin does not pass {case}: {outcome:?}"
+                        )));
+                    }
+                }
+                Ok(())
+            }));
         }
         let started = Instant::now();
         let conclusion = libtest_mimic::run(&args, trials);

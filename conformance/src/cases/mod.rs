@@ -8,6 +8,7 @@ pub mod contract;
 pub mod crash;
 pub mod faults;
 pub mod input;
+pub(crate) mod kill;
 pub mod lock;
 pub mod model;
 pub mod names;

@@ -20,12 +20,13 @@ use identity_cache_persistence::{CachePersistence, LockGuard};
 use crate::{
     blob,
     case::{Case, Failure, Need},
+    cases::{
+        crash::{RECOVERY_BOUND, RECOVERY_SLACK},
+        kill,
+    },
     ctx::Ctx,
     factory::Worker,
 };
-
-/// How long a lock may stay unavailable after its holder was killed (PROTOCOL.md, section 4).
-pub const RECOVERY_BOUND: Duration = Duration::from_secs(5);
 
 /// How long each waiter holds the recovered lock in `crash::dead_holder_recovered_by_one_waiter`.
 const HOLD: Duration = Duration::from_millis(300);
@@ -35,8 +36,8 @@ const HOLD: Duration = Duration::from_millis(300);
 pub const CASES: &[Case] = &[
     Case {
         name: "crash::kill_during_save_racing_reader",
-        rule: "savers killed (SIGKILL) at random points of their saves leave the old or the new blob, whole and never older than a confirmed save; a reader process racing them never sees a torn, truncated, empty or absent blob",
-        needs: &[Need::Workers, Need::Accepts(KILL_BLOB_LEN)],
+        rule: "savers killed (SIGKILL) at points spread over their saves leave the old or the new blob, whole and never older than a confirmed save; a reader process racing them never sees a torn, truncated, empty or absent blob",
+        needs: &[Need::Workers],
         run: kill_during_save_racing_reader,
     },
     Case {
@@ -103,6 +104,24 @@ pub fn dead_holder_recovered_by_one_waiter(ctx: &Ctx) -> Result<(), Failure> {
         }
     }
     spans.sort();
+    // The first waiter recovers the lock within the bound; the second enters after the
+    // first's hold. Late is a failure even when granted (a plugin may ignore the wait).
+    let late = spans.iter().enumerate().find_map(|(n, &(entered, _))| {
+        let bound = RECOVERY_BOUND + HOLD * n as u32 + RECOVERY_SLACK;
+        let after_kill = entered.saturating_sub(killed_at);
+        (after_kill > bound).then_some((n, after_kill, bound))
+    });
+    if let Some((n, after_kill, bound)) = late {
+        return Err(ctx.fail(
+            format!(
+                "the waiters enter within {RECOVERY_BOUND:?} of the holder's death (the second after the first's {HOLD:?} hold; + {RECOVERY_SLACK:?} slack)"
+            ),
+            format!(
+                "the {} waiter entered {after_kill:?} after the death, past {bound:?}",
+                if n == 0 { "first" } else { "second" }
+            ),
+        ));
+    }
     if let [(first_entered, first_left), (second_entered, _)] = spans[..]
         && second_entered < first_left
     {
@@ -116,29 +135,25 @@ pub fn dead_holder_recovered_by_one_waiter(ctx: &Ctx) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The size of the blobs `crash::kill_during_save_racing_reader` saves: big enough that a
-/// save takes a while (more time to be killed in, and more than one write for plugins that
-/// write in chunks), small enough that a round costs a fraction of a second over the
-/// protocol on a 2-core machine.
-pub const KILL_BLOB_LEN: usize = 512 << 10;
-
 /// `crash::kill_during_save_racing_reader`.
 pub fn kill_during_save_racing_reader(ctx: &Ctx) -> Result<(), Failure> {
-    let rounds = if ctx.thorough() { 60 } else { 10 };
+    // Thorough: four times the strata, so windows a quarter as long are hit.
+    let rounds = if ctx.thorough() { 192 } else { 48 };
+    let len = ctx.size_up_to(kill::KILL_BLOB_LEN);
     let ns = ctx.namespace()?;
+    let local = ctx.plugin(&ns)?;
     let reader = ctx.worker(&ns)?;
-    // Id 0 is the baseline: from here on there is always a whole blob to load. It is saved
-    // through a worker so that its duration, protocol included, tells how long the killed
-    // savers' saves take.
-    let started = Instant::now();
+    // Id 0 is the baseline: from here on there is always a whole blob to load.
     ctx.ok(
         "the baseline save",
-        reader.save(&blob::self_checking(0, KILL_BLOB_LEN)),
+        local.save(&blob::self_checking(0, len)),
     )?;
-    let save_time = started.elapsed().max(Duration::from_millis(2));
     let highest_started = Arc::new(AtomicU64::new(0));
     let reader = Reader::start(reader, Arc::clone(&highest_started));
-    let rounds = kill_rounds(ctx, &ns, rounds, save_time, &highest_started);
+    // The savers are calibrated while the reader loads, as the rounds run.
+    let rounds = kill::killed_saves(ctx, &ns, &local, len, rounds, |id| {
+        highest_started.store(id, Ordering::SeqCst)
+    });
     let (loads, reader_failure) = reader.stop();
     rounds?;
     if let Some(what) = reader_failure {
@@ -154,101 +169,6 @@ pub fn kill_during_save_racing_reader(ctx: &Ctx) -> Result<(), Failure> {
         ));
     }
     Ok(())
-}
-
-/// Saves blobs `1..=rounds`, each by a new worker killed at a random point of its save,
-/// and checks after each kill that the slot holds a whole blob no older than the last one
-/// seen or confirmed.
-fn kill_rounds(
-    ctx: &Ctx,
-    ns: &crate::Namespace,
-    rounds: u64,
-    save_time: Duration,
-    highest_started: &AtomicU64,
-) -> Result<(), Failure> {
-    let mut state = KillRounds {
-        ctx,
-        local: ctx.plugin(ns)?,
-        save_time,
-        rng: ctx.rng(),
-        highest_started,
-        last_seen: 0,
-    };
-    thread::scope(|scope| {
-        // Starting a worker can take longer than a round (an interpreter's start-up on a
-        // busy machine): the next round's worker starts while this round runs.
-        let mut next = Some(scope.spawn(|| ctx.worker(ns)));
-        for id in 1..=rounds {
-            let Some(starting) = next.take() else {
-                break;
-            };
-            let worker = starting.join().map_err(|_| {
-                ctx.fail("a worker process starts", "the starting thread panicked")
-            })??;
-            if id < rounds {
-                next = Some(scope.spawn(|| ctx.worker(ns)));
-            }
-            state.round(worker, id)?;
-        }
-        Ok(())
-    })
-}
-
-/// What the rounds of `crash::kill_during_save_racing_reader` share.
-struct KillRounds<'a> {
-    ctx: &'a Ctx,
-    /// The handle the slot is checked through after each kill.
-    local: Arc<dyn CachePersistence>,
-    save_time: Duration,
-    rng: fastrand::Rng,
-    highest_started: &'a AtomicU64,
-    /// The newest blob seen or confirmed so far: nothing older may come back.
-    last_seen: u64,
-}
-
-impl KillRounds<'_> {
-    /// Round `id`: `worker` saves blob `id` and is killed after a random delay; then the
-    /// slot must hold a whole blob from `last_seen` (or `id` if the save was confirmed) to
-    /// `id`.
-    fn round(&mut self, worker: Box<dyn Worker>, id: u64) -> Result<(), Failure> {
-        let ctx = self.ctx;
-        let pid = worker.pid();
-        let data = blob::self_checking(id, KILL_BLOB_LEN);
-        self.highest_started.store(id, Ordering::SeqCst);
-        let saver = thread::spawn(move || {
-            let saved = worker.save(&data);
-            (worker, saved)
-        });
-        // Spread over about one save's duration: before, during and after the write.
-        let delay = self.save_time.mul_f64(self.rng.f64() * 1.5);
-        thread::sleep(delay);
-        sigkill(pid);
-        let Ok((mut worker, saved)) = saver.join() else {
-            return Err(ctx.fail("the saving thread finishes", "it panicked"));
-        };
-        worker.kill();
-        // A save that answered Ok before the kill is durable.
-        let floor = if saved.is_ok() { id } else { self.last_seen };
-        let expected = format!(
-            "after killing the saver of blob {id} {delay:?} into its save, load returns a whole blob {floor}..={id}"
-        );
-        let loaded = match self.local.load() {
-            Ok(Some(bytes)) => blob::check_self_checking(&bytes),
-            Ok(None) => Err("absent (None): the blob was lost".to_string()),
-            Err(e) => Err(blob::describe_error(&e)),
-        };
-        match loaded {
-            Ok(seen) if (floor..=id).contains(&seen) => {
-                self.last_seen = seen;
-                Ok(())
-            }
-            Ok(seen) => Err(ctx.fail(
-                expected,
-                format!("blob {seen}: older than a blob already seen or confirmed"),
-            )),
-            Err(why) => Err(ctx.fail(expected, why)),
-        }
-    }
 }
 
 /// A worker loading in a loop on its own thread, checking every blob it sees.
@@ -298,23 +218,6 @@ impl Reader {
             .join()
             .unwrap_or((0, Some("the reader thread panicked".into())))
     }
-}
-
-/// SIGKILLs `pid` and the process group it leads (a `sh -c` line's children too), without
-/// reaping it: the worker's own `kill` reaps it afterwards, so the pid cannot be reused in
-/// between.
-fn sigkill(pid: u32) {
-    #[cfg(unix)]
-    if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            if libc::kill(-pid, libc::SIGKILL) != 0 {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = pid;
 }
 
 /// Takes `plugin`'s lock or fails the case saying `what`.

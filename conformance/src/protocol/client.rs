@@ -207,7 +207,7 @@ impl ProcessPlugin {
             child: &child,
             killed: &killed,
         };
-        let info = match conn.call(&context, &hello, options.request_timeout) {
+        let info = match conn.call(&context, &hello, options.request_timeout, &mut || {}) {
             Ok(Reply::Hello(info)) if info.protocol == PROTOCOL_VERSION => info,
             Ok(Reply::Hello(info)) => {
                 lock(&child).kill_and_reap();
@@ -380,6 +380,14 @@ impl Worker for ProcessPlugin {
     fn kill(&mut self) {
         ProcessPlugin::kill(self);
     }
+
+    fn save_sent(&self, data: &[u8], sent: &mut dyn FnMut()) -> Result<()> {
+        let request = Request::Save {
+            data: data.to_vec(),
+        };
+        self.inner.request_sent(request, sent)?;
+        Ok(())
+    }
 }
 
 /// A lock held by a plugin process; releasing sends `unlock`.
@@ -409,12 +417,18 @@ impl Inner {
     }
 
     fn request(&self, request: Request) -> Result<Reply> {
+        self.request_sent(request, &mut || {})
+    }
+
+    /// [`request`](Self::request), calling `sent` as soon as the request is written to the
+    /// process, before its answer is awaited.
+    fn request_sent(&self, request: Request, sent: &mut dyn FnMut()) -> Result<Reply> {
         let mut timeout = self.options.request_timeout;
         if let Request::Lock { wait_ms } = request {
             // Saturating: `lock(Duration::MAX)` means "wait forever", not a panic.
             timeout = timeout.saturating_add(Duration::from_millis(wait_ms));
         }
-        lock(&self.conn).call(&self.context(), &request, timeout)
+        lock(&self.conn).call(&self.context(), &request, timeout, sent)
     }
 
     /// `parse_reply` returns the variant of the request, so this is unreachable in
@@ -493,11 +507,17 @@ impl Conn {
     ///
     /// After a violation (or a kill) the process is stopped and the connection stays
     /// broken: the answers of a process that once broke the protocol cannot be trusted.
-    fn call(&mut self, cx: &Context<'_>, request: &Request, timeout: Duration) -> Result<Reply> {
+    fn call(
+        &mut self,
+        cx: &Context<'_>,
+        request: &Request,
+        timeout: Duration,
+        sent: &mut dyn FnMut(),
+    ) -> Result<Reply> {
         if let Some(broken) = &self.broken {
             return Err(Error::new(ErrorKind::Other, broken.clone()));
         }
-        match self.exchange(cx, request, timeout) {
+        match self.exchange(cx, request, timeout, sent) {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(answer)) => Err(answer),
             Err(broken) => {
@@ -516,6 +536,7 @@ impl Conn {
         cx: &Context<'_>,
         request: &Request,
         timeout: Duration,
+        sent: &mut dyn FnMut(),
     ) -> Result<Result<Reply>> {
         let id = self.next_id;
         self.next_id += 1;
@@ -540,6 +561,7 @@ impl Conn {
                 None,
             ));
         }
+        sent();
         let read = match self.lines.recv_timeout(timeout) {
             Ok(read) => read,
             Err(RecvTimeoutError::Timeout) => {

@@ -64,6 +64,11 @@ pub enum Flaw {
     /// holder dead takes the lock over by writing its own pid into the file: a check and a
     /// write, not one atomic step.
     RacyRecovery,
+    /// `lock` is `flock`, and the holder's pid is written to `<name>.holder` (removed on
+    /// release); a process that gets the flock and finds a dead holder's pid there lets the
+    /// dead holder's writes "settle" until [`SETTLE`] after that holder took the lock, beyond
+    /// the wait it was given, before it returns the lock.
+    SlowRecovery,
     /// The change token is a counter in process memory, bumped by this process's saves and
     /// deletes.
     ProcessLocalToken,
@@ -82,6 +87,7 @@ impl Flaw {
         Flaw::ExclLockNoRecovery,
         Flaw::ProcessLocalLock,
         Flaw::RacyRecovery,
+        Flaw::SlowRecovery,
         Flaw::ProcessLocalToken,
         Flaw::DefaultFileMode,
         Flaw::DefaultDirMode,
@@ -107,13 +113,17 @@ impl Flaw {
                 "file_truncate_in_place",
                 "a concurrent load sees the old or the new blob, never a truncated or partly written one (save truncates and writes in place)",
                 "concurrency::no_torn_reads_threads",
-                &["concurrency::no_torn_reads_processes"],
+                &[
+                    "concurrency::no_torn_reads_processes",
+                    "crash::kill_during_save_leaves_whole_blob",
+                    "crash::kill_during_save_racing_reader",
+                ],
             ),
             Flaw::NoRename => s(
                 "file_save_without_rename",
                 "a save killed half-way leaves the old or the new blob whole (save writes in place, without fsync or an atomic rename)",
                 "crash::kill_during_save_racing_reader",
-                &[],
+                &["crash::kill_during_save_leaves_whole_blob"],
             ),
             Flaw::NoRenameSmallStore => s(
                 "file_small_save_without_rename",
@@ -141,6 +151,12 @@ impl Flaw {
                 "a dead holder's lock is recovered by one waiter at a time (here two waiters both take it over)",
                 "crash::dead_holder_recovered_by_one_waiter",
                 &[],
+            ),
+            Flaw::SlowRecovery => s(
+                "file_lock_slow_recovery",
+                "the lock of a killed holder is free again within the recovery bound (here it is granted 9 s after the holder took it, whatever the wait)",
+                "crash::killed_holder_frees_lock",
+                &["crash::dead_holder_recovered_by_one_waiter"],
             ),
             Flaw::ProcessLocalToken => s(
                 "file_token_process_local",
@@ -173,6 +189,7 @@ impl Flaw {
                 | Flaw::ExclLockNoRecovery
                 | Flaw::ProcessLocalLock
                 | Flaw::RacyRecovery
+                | Flaw::SlowRecovery
                 | Flaw::ProcessLocalToken
         )
     }
@@ -194,6 +211,10 @@ impl fmt::Debug for BrokenFile {
             .finish()
     }
 }
+
+/// How long after a holder took the lock [`Flaw::SlowRecovery`] waits before it takes over
+/// from that holder once dead: past the 5 s recovery bound, as a fixed "stale after" age is.
+pub const SETTLE: Duration = Duration::from_secs(9);
 
 /// The `max_size` of [`Flaw::NoRenameSmallStore`].
 pub const SMALL_STORE: usize = 16 * 1024;
@@ -386,6 +407,33 @@ impl BrokenFile {
         }))))
     }
 
+    fn slow_recovery_lock(&self, wait: Duration) -> Result<LockGuard> {
+        let flock = self.flock(wait)?;
+        let holder_path = self.lock_path.with_extension("holder");
+        if let Ok(text) = fs::read_to_string(&holder_path)
+            && let Ok(pid) = text.trim().parse::<u32>()
+            && !alive(pid)
+        {
+            // The flaw: the settling time counts from when the dead holder took the lock,
+            // not against this caller's wait.
+            let taken = fs::metadata(&holder_path)
+                .and_then(|m| m.modified())
+                .unwrap_or_else(|_| SystemTime::now());
+            let settled = taken + SETTLE;
+            if let Ok(left) = settled.duration_since(SystemTime::now()) {
+                thread::sleep(left);
+            }
+        }
+        fs::write(&holder_path, std::process::id().to_string())
+            .map_err(|e| Error::io("write lock holder", &holder_path, e))?;
+        Ok(LockGuard::new(Held(Box::new(move || {
+            let removed = fs::remove_file(&holder_path)
+                .map_err(|e| Error::io("remove lock holder", &holder_path, e));
+            drop(flock);
+            removed
+        }))))
+    }
+
     fn process_local_lock(&self, wait: Duration) -> Result<LockGuard> {
         let table = local_locks();
         let deadline = Instant::now().checked_add(wait);
@@ -515,6 +563,7 @@ impl CachePersistence for BrokenFile {
             Flaw::ExclLockNoRecovery => self.excl_lock(wait),
             Flaw::ProcessLocalLock => self.process_local_lock(wait),
             Flaw::RacyRecovery => self.racy_recovery_lock(wait),
+            Flaw::SlowRecovery => self.slow_recovery_lock(wait),
             _ => self.flock(wait),
         }
     }
