@@ -76,6 +76,15 @@ pub enum Flaw {
     DefaultFileMode,
     /// A missing directory is created with the default mode (0755 under umask 022).
     DefaultDirMode,
+    /// The blob and lock files are named after the first [`NAME_KEPT`] bytes of the cache
+    /// name, as a store with a short key limit would keep them.
+    TruncatedNames,
+    /// Names over [`NAME_LIMIT`] bytes are refused with `InvalidName`, though names up to
+    /// `MAX_NAME_LEN` are valid.
+    ShortNameLimit,
+    /// `lock` is `flock`, but a waiter that has waited [`GIVE_UP`] replaces the lock file
+    /// and takes a new one, whether its holder lives or not (portalocker's way after 5 s).
+    BreaksLongWaits,
 }
 
 impl Flaw {
@@ -91,6 +100,9 @@ impl Flaw {
         Flaw::ProcessLocalToken,
         Flaw::DefaultFileMode,
         Flaw::DefaultDirMode,
+        Flaw::TruncatedNames,
+        Flaw::ShortNameLimit,
+        Flaw::BreaksLongWaits,
     ];
 
     /// The catalogue entry: name, the one rule broken, the case that must catch it, and
@@ -176,6 +188,24 @@ impl Flaw {
                 "security::dirs_private",
                 &[],
             ),
+            Flaw::TruncatedNames => s(
+                "file_truncated_names",
+                "two names in one directory are two caches, also when they differ only in their last byte (files named after the first 64 bytes)",
+                "names::long_common_prefix_isolated",
+                &[],
+            ),
+            Flaw::ShortNameLimit => s(
+                "file_short_name_limit",
+                "every valid cache name works (names over 128 bytes refused)",
+                "names::every_valid_name_works",
+                &[],
+            ),
+            Flaw::BreaksLongWaits => s(
+                "file_lock_breaks_long_waits",
+                "a live process holding the lock keeps it however long another waits (a waiter replaces the lock file after 3 s)",
+                "lock::live_holder_kept_through_long_wait",
+                &[],
+            ),
         }
     }
 
@@ -191,6 +221,7 @@ impl Flaw {
                 | Flaw::RacyRecovery
                 | Flaw::SlowRecovery
                 | Flaw::ProcessLocalToken
+                | Flaw::BreaksLongWaits
         )
     }
 }
@@ -216,6 +247,15 @@ impl fmt::Debug for BrokenFile {
 /// from that holder once dead: past the 5 s recovery bound, as a fixed "stale after" age is.
 pub const SETTLE: Duration = Duration::from_secs(9);
 
+/// How many bytes of the name [`Flaw::TruncatedNames`] keeps.
+pub const NAME_KEPT: usize = 64;
+
+/// The longest name [`Flaw::ShortNameLimit`] accepts.
+pub const NAME_LIMIT: usize = 128;
+
+/// How long a [`Flaw::BreaksLongWaits`] waiter waits before it replaces the lock file.
+pub const GIVE_UP: Duration = Duration::from_secs(3);
+
 /// The `max_size` of [`Flaw::NoRenameSmallStore`].
 pub const SMALL_STORE: usize = 16 * 1024;
 
@@ -226,8 +266,19 @@ const CHUNK: usize = 16;
 impl BrokenFile {
     fn new(flaw: Flaw, ns: &Namespace) -> Result<Self> {
         validate_name(&ns.name)?;
-        let path = ns.dir.join(&ns.name);
-        let mut lock_name = ns.name.clone();
+        if flaw == Flaw::ShortNameLimit && ns.name.len() > NAME_LIMIT {
+            return Err(Error::new(
+                ErrorKind::InvalidName,
+                format!("names are at most {NAME_LIMIT} bytes here"),
+            ));
+        }
+        let name = match flaw {
+            // The suite's names are ASCII, so any byte count is a character boundary.
+            Flaw::TruncatedNames => ns.name.get(..NAME_KEPT).unwrap_or(&ns.name),
+            _ => &ns.name,
+        };
+        let path = ns.dir.join(name);
+        let mut lock_name = name.to_owned();
         lock_name.push_str(".lockfile");
         Ok(BrokenFile {
             flaw,
@@ -564,6 +615,14 @@ impl CachePersistence for BrokenFile {
             Flaw::ProcessLocalLock => self.process_local_lock(wait),
             Flaw::RacyRecovery => self.racy_recovery_lock(wait),
             Flaw::SlowRecovery => self.slow_recovery_lock(wait),
+            Flaw::BreaksLongWaits if wait > GIVE_UP => match self.flock(GIVE_UP) {
+                Err(e) if e.kind() == ErrorKind::LockTimeout => {
+                    // The holder "must be stuck": a new lock file, and the rest of the wait.
+                    let _ = fs::remove_file(&self.lock_path);
+                    self.flock(wait - GIVE_UP)
+                }
+                other => other,
+            },
             _ => self.flock(wait),
         }
     }
