@@ -169,17 +169,6 @@ impl CachePersistence for SecretServicePersistence {
             .transpose()
     }
 
-    /// Rewrites the marker, stores the item, and rewrites the marker again, as
-    /// the Keychain's `SecretStorePersistence` does.
-    ///
-    /// - The first rewrite comes before the item changes, so a marker that cannot be
-    ///   written (its directory unreachable, refused or full) fails the save with the
-    ///   previous blob intact; a failure of the Secret Service after it leaves the
-    ///   previous blob too (peers then reload it for nothing, which is harmless).
-    /// - The second rewrite is for peers that check for changes without the lock: one that
-    ///   saw the first rewrite and read the old item sees the marker move once more. If it
-    ///   fails, the save has still happened and the token has moved; it is logged, not
-    ///   returned.
     fn save(&self, data: &[u8]) -> Result<()> {
         if data.len() > MAX_SIZE {
             return Err(Error::new(
@@ -191,19 +180,12 @@ impl CachePersistence for SecretServicePersistence {
             ));
         }
         let secret = payload::encode(self.layout.encoding, data);
-        self.marker.save(b"")?;
         self.connector
             .with("store the token cache in the Secret Service", |client| {
                 client.store(&self.layout.label, &self.layout.attributes, &secret)
             })?;
-        if let Err(err) = self.marker.save(b"") {
-            tracing::warn!(
-                marker = %self.marker.path().display(),
-                error = %err,
-                "the token cache was stored but its marker could not be rewritten a second time"
-            );
-        }
-        Ok(())
+        // After the item, so that a peer that sees the marker change finds the new blob.
+        self.marker.save(b"")
     }
 
     fn delete(&self) -> Result<bool> {
