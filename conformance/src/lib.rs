@@ -25,6 +25,7 @@ pub mod blob;
 pub mod case;
 pub mod cases;
 pub mod ctx;
+pub mod dir_faults;
 pub mod expectations;
 pub mod factory;
 pub mod file_factory;
@@ -38,6 +39,7 @@ pub mod run;
 
 pub use case::{Case, Failure, Need};
 pub use ctx::{Config, Ctx};
+pub use dir_faults::DirFaults;
 pub use expectations::Expectations;
 pub use factory::{Fault, Namespace, PluginFactory, Worker, WorkerLauncher};
 pub use file_factory::FileFactory;

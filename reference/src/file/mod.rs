@@ -102,6 +102,21 @@ impl FilePersistence {
         }
     }
 
+    /// The first half of a save: `data` written and made durable in a temporary file
+    /// beside the cache file, which is not touched yet. [`StagedSave::commit`] puts it in
+    /// place; dropping the staged save instead removes the temporary file.
+    ///
+    /// For the secure backends' markers: staging first finds out whether the marker can
+    /// be written at all (its directory unreachable, refused or full) before the secret
+    /// changes, and committing after the secret has changed moves the change token only
+    /// once the new secret is there.
+    pub(crate) fn stage(&self, data: &[u8]) -> Result<StagedSave<'_>> {
+        Ok(StagedSave {
+            file: self,
+            temp: Some(self.write_temp(data)?),
+        })
+    }
+
     /// A modification time later than the current cache file's, so that the change token
     /// moves even when the clock has not ticked since the last save.
     fn next_mtime(&self) -> SystemTime {
@@ -109,6 +124,40 @@ impl FilePersistence {
         match fs::metadata(&self.path).and_then(|m| m.modified()) {
             Ok(previous) if previous >= now => previous + Duration::from_nanos(1),
             _ => now,
+        }
+    }
+}
+
+/// A save of a [`FilePersistence`] written but not yet in place; see
+/// [`FilePersistence::stage`].
+#[derive(Debug)]
+pub(crate) struct StagedSave<'a> {
+    file: &'a FilePersistence,
+    /// `None` once committed.
+    temp: Option<PathBuf>,
+}
+
+impl StagedSave<'_> {
+    /// Renames the temporary file over the cache file and makes the rename durable.
+    ///
+    /// A failed rename removes the temporary file; the cache file is then unchanged.
+    pub(crate) fn commit(mut self) -> Result<()> {
+        let Some(temp) = self.temp.take() else {
+            return Ok(());
+        };
+        if let Err(e) = fs::rename(&temp, &self.file.path) {
+            let _ = fs::remove_file(&temp);
+            return Err(Error::io("replace", &self.file.path, e));
+        }
+        sync_dir(self.file.directory())
+    }
+}
+
+impl Drop for StagedSave<'_> {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            // Not committed: the save was abandoned and leaves nothing behind.
+            let _ = fs::remove_file(&temp);
         }
     }
 }
@@ -147,12 +196,7 @@ impl CachePersistence for FilePersistence {
     }
 
     fn save(&self, data: &[u8]) -> Result<()> {
-        let temp = self.write_temp(data)?;
-        if let Err(e) = fs::rename(&temp, &self.path) {
-            let _ = fs::remove_file(&temp);
-            return Err(Error::io("replace", &self.path, e));
-        }
-        sync_dir(self.directory())
+        self.stage(data)?.commit()
     }
 
     fn delete(&self) -> Result<bool> {

@@ -31,7 +31,9 @@ use crate::{
 ///   was none.
 ///
 /// Failures are a [`StoreError`] saying what kind of failure it is; the persistence turns
-/// it into an [`ErrorKind`]. Neither the errors nor `Debug` contain the secret.
+/// it into an [`ErrorKind`]. A store whose failures already are this crate's [`Error`]s,
+/// with their kind and a message of their own, passes them on as they are
+/// (`StoreError::from`). Neither the errors nor `Debug` contain the secret.
 pub trait SecretStore: Send + Sync + fmt::Debug {
     /// A short stable backend name for [`Description::backend`], e.g. `"keychain"`.
     fn backend(&self) -> &str;
@@ -47,6 +49,20 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     fn set(&self, secret: &[u8]) -> Result<(), StoreError>;
     /// Removes the item; `Ok(false)` when there was none.
     fn delete(&self) -> Result<bool, StoreError>;
+
+    /// A change token for an item stored without a marker file (by a program that keeps
+    /// its marker elsewhere); `Ok(None)` when there is no item.
+    ///
+    /// The default reads the secret and derives the token from its contents, so that a
+    /// change of the secret is seen. A store that can tell that an item exists without
+    /// reading its secret (the Secret Service, by a lookup) may answer from that instead.
+    fn unmarked_token(&self) -> Result<Option<ChangeToken>, StoreError> {
+        Ok(self.get()?.map(|secret| {
+            let mut hasher = DefaultHasher::new();
+            secret.hash(&mut hasher);
+            ChangeToken::new(format!("unmarked:{:016x}", hasher.finish()))
+        }))
+    }
 }
 
 /// What kind of failure a [`SecretStore`] met; decides the [`ErrorKind`].
@@ -98,50 +114,98 @@ impl StoreFailure {
     }
 }
 
-/// A failed [`SecretStore`] operation: its [`StoreFailure`] and the store's own error.
+/// A failed [`SecretStore`] operation: its [`StoreFailure`] and the store's own error, or
+/// an [`Error`] of this crate that already says all of it.
 #[derive(Debug)]
-pub struct StoreError {
-    failure: StoreFailure,
-    source: Option<BoxError>,
+pub struct StoreError(Repr);
+
+#[derive(Debug)]
+enum Repr {
+    Failure {
+        failure: StoreFailure,
+        source: Option<BoxError>,
+    },
+    /// Passed on as it is: its kind and message are the store's own.
+    Explained(Error),
 }
 
 impl StoreError {
     /// A failure of `failure` kind with the store's own error as its cause.
     pub fn new(failure: StoreFailure, source: impl Into<BoxError>) -> Self {
-        StoreError {
+        StoreError(Repr::Failure {
             failure,
             source: Some(source.into()),
-        }
+        })
     }
 
     /// A failure of `failure` kind without a further cause.
     pub fn bare(failure: StoreFailure) -> Self {
-        StoreError {
+        StoreError(Repr::Failure {
             failure,
             source: None,
-        }
+        })
     }
 
     /// What kind of failure it is.
     pub fn failure(&self) -> StoreFailure {
-        self.failure
+        match &self.0 {
+            Repr::Failure { failure, .. } => *failure,
+            Repr::Explained(err) => match err.kind() {
+                ErrorKind::AccessDenied => StoreFailure::Denied,
+                ErrorKind::StorageUnavailable => StoreFailure::Unavailable,
+                ErrorKind::TooLarge => StoreFailure::TooLarge,
+                ErrorKind::StorageFull => StoreFailure::Full,
+                _ => StoreFailure::Other,
+            },
+        }
+    }
+
+    /// The error callers see: `what` failed (e.g. "could not store the token cache in
+    /// …"), because of this failure. An explained error is returned as it is.
+    fn into_error(self, what: impl FnOnce() -> String) -> Error {
+        match self.0 {
+            Repr::Explained(err) => err,
+            Repr::Failure { failure, source } => Error::with_source(
+                failure.kind(),
+                format!("{}: {}", what(), failure.explain()),
+                StoreError(Repr::Failure { failure, source }),
+            ),
+        }
+    }
+}
+
+impl From<Error> for StoreError {
+    /// A failure the store has already put in this crate's terms: its kind and message
+    /// reach the caller unchanged.
+    fn from(err: Error) -> Self {
+        StoreError(Repr::Explained(err))
     }
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(source) => write!(f, "{}: {source}", self.failure.explain()),
-            None => f.write_str(self.failure.explain()),
+        match &self.0 {
+            Repr::Failure {
+                failure,
+                source: Some(source),
+            } => write!(f, "{}: {source}", failure.explain()),
+            Repr::Failure {
+                failure,
+                source: None,
+            } => f.write_str(failure.explain()),
+            Repr::Explained(err) => err.fmt(f),
         }
     }
 }
 
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        match &self.0 {
+            Repr::Failure { source, .. } => source
+                .as_deref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+            Repr::Explained(err) => std::error::Error::source(err),
+        }
     }
 }
 
@@ -152,12 +216,12 @@ impl std::error::Error for StoreError {
 ///   the UTF-8 JSON as it is). The store encrypts it at rest; nothing under the cache
 ///   directory holds it.
 /// - **Marker**: an empty file at the cache path (0600, its directory 0700), rewritten
-///   atomically around every save and removed by [`delete`](CachePersistence::delete), as
+///   atomically with every save and removed by [`delete`](CachePersistence::delete), as
 ///   the SDKs touch theirs. Its change token is this persistence's change token, so
 ///   checking for changes touches no secret.
 /// - **No marker, but an item** (written by a program that keeps its marker elsewhere,
-///   such as .NET on macOS): [`version`](CachePersistence::version) reads the secret and
-///   returns a token derived from its contents, so that changes are still seen.
+///   such as .NET on macOS): [`version`](CachePersistence::version) returns the store's
+///   [`unmarked_token`](SecretStore::unmarked_token).
 /// - **Lock**: [`FileLock`](crate::lock::FileLock) at `<cache path>.lockfile`, shared with
 ///   the SDKs.
 /// - **Atomicity** is the store's: a store replaces a secret as a whole.
@@ -184,21 +248,27 @@ impl<S: SecretStore> SecretStorePersistence<S> {
         &self.store
     }
 
+    /// The same cache (marker, lock) over another store.
+    #[cfg(all(target_os = "linux", feature = "secret-service"))]
+    pub(crate) fn with_store<T: SecretStore>(self, store: T) -> SecretStorePersistence<T> {
+        SecretStorePersistence {
+            store,
+            marker: self.marker,
+        }
+    }
+
     /// The cache path: the marker file, and the name of the lock file.
     pub fn cache_path(&self) -> &Path {
         self.marker.path()
     }
 
     fn fail(&self, action: &str, err: StoreError) -> Error {
-        Error::with_source(
-            err.failure().kind(),
+        err.into_error(|| {
             format!(
-                "could not {action} the token cache in the {}: {}",
-                self.store.location(),
-                err.failure().explain()
-            ),
-            err,
-        )
+                "could not {action} the token cache in the {}",
+                self.store.location()
+            )
+        })
     }
 }
 
@@ -221,16 +291,20 @@ impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
         self.store.get().map_err(|e| self.fail("read", e))
     }
 
-    /// Rewrites the marker, stores the secret, and rewrites the marker again.
+    /// Writes the new marker beside the old one, stores the secret, then puts the new
+    /// marker in place.
     ///
-    /// - The first rewrite comes before the secret changes, so a marker that cannot be
-    ///   written (its directory unreachable, refused or full) fails the save with the
-    ///   previous blob intact, and a failure of the store after it leaves the previous
-    ///   blob too (peers then reload it for nothing, which is harmless).
-    /// - The second rewrite is for peers that check for changes without the lock (Python's
-    ///   `msal-extensions` reads so): one that saw the first rewrite and read the old
-    ///   secret sees the marker move once more. If it fails, the save has still happened
-    ///   and the token has moved; it is logged, not returned.
+    /// - A marker that cannot be written (its directory unreachable, refused or full)
+    ///   fails the save before the secret changes: the previous blob is intact and the
+    ///   marker untouched.
+    /// - A failure of the store removes the new marker unused: the previous blob and the
+    ///   marker are as they were, so peers see no change.
+    /// - The marker moves only once the new secret is stored, so a peer that sees it move,
+    ///   with the lock or without it (Python's `msal-extensions` reads without), reads the
+    ///   new secret.
+    /// - If the new marker, written a moment earlier, then cannot be put in place, the
+    ///   secret is already stored: the save has happened and returns `Ok`, and the failure
+    ///   is logged as a warning, since the token did not move and peers may not reload.
     fn save(&self, data: &[u8]) -> Result<()> {
         if let Some(max) = self.store.max_size()
             && data.len() > max
@@ -244,13 +318,13 @@ impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
                 ),
             ));
         }
-        self.marker.save(b"")?;
+        let marker = self.marker.stage(b"")?;
         self.store.set(data).map_err(|e| self.fail("store", e))?;
-        if let Err(err) = self.marker.save(b"") {
+        if let Err(err) = marker.commit() {
             tracing::warn!(
                 marker = %self.marker.path().display(),
                 error = %err,
-                "the token cache was stored but its marker could not be rewritten a second time"
+                "the token cache was stored but its marker could not be moved; other processes may not see the change"
             );
         }
         Ok(())
@@ -264,18 +338,15 @@ impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
         Ok(deleted)
     }
 
-    /// The marker's change token; without a marker, a token of the stored secret's
-    /// contents, or `None` when there is no secret.
+    /// The marker's change token; without a marker, the store's
+    /// [`unmarked_token`](SecretStore::unmarked_token), `None` when there is no secret.
     fn version(&self) -> Result<Option<ChangeToken>> {
         if let Some(token) = self.marker.version()? {
             return Ok(Some(token));
         }
-        let secret = self.store.get().map_err(|e| self.fail("look up", e))?;
-        Ok(secret.map(|secret| {
-            let mut hasher = DefaultHasher::new();
-            secret.hash(&mut hasher);
-            ChangeToken::new(format!("unmarked:{:016x}", hasher.finish()))
-        }))
+        self.store
+            .unmarked_token()
+            .map_err(|e| self.fail("look up", e))
     }
 
     fn lock(&self, wait: Duration) -> Result<LockGuard> {
@@ -299,15 +370,12 @@ pub fn validate_store(store: &dyn SecretStore) -> Result<()> {
         fastrand::u64(..)
     );
     let fail = |action: &str, err: StoreError| {
-        Error::with_source(
-            err.failure().kind(),
+        err.into_error(|| {
             format!(
-                "the validation probe could not {action} {}: {}",
-                store.location(),
-                err.failure().explain()
-            ),
-            err,
-        )
+                "the validation probe could not {action} {}",
+                store.location()
+            )
+        })
     };
     store.set(value.as_bytes()).map_err(|e| fail("store", e))?;
     let read = store.get();

@@ -22,11 +22,11 @@ mod errors;
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
 mod inspect;
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
+mod item;
+#[cfg(all(target_os = "linux", feature = "secret-service"))]
 mod payload;
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
 mod persistence;
-#[cfg(all(target_os = "linux", feature = "secret-service"))]
-mod probe;
 
 #[cfg(all(target_os = "linux", feature = "secret-service"))]
 pub use inspect::{CacheItem, ServiceProblem, cache_items, check_service};

@@ -1,22 +1,20 @@
 //! [`SecretServicePersistence`]: the blob in a Secret Service item, a marker file beside
-//! it for change detection, and the MSAL lock file.
+//! it for change detection, and the MSAL lock file: the secure-store composition
+//! ([`SecretStorePersistence`]) over one [`SecretServiceItem`].
 
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
-    time::Duration,
 };
 
 use super::{
     client::{BusAddress, Connector},
-    payload::{self, MAX_SIZE},
-    probe,
-    profile::{ItemLayout, KeyringProfile},
+    item::SecretServiceItem,
+    profile::KeyringProfile,
 };
 use crate::{
     error::{Error, ErrorKind, Result},
-    file::FilePersistence,
-    persistence::{CachePersistence, Capabilities, ChangeToken, Description, LockGuard},
+    platform::{SecretStorePersistence, forward_persistence, validate_store},
 };
 
 /// The token cache in a Secret Service item (gnome-keyring, KWallet, KeePassXC), laid out
@@ -45,9 +43,7 @@ use crate::{
 pub struct SecretServicePersistence {
     profile: KeyringProfile,
     cache_name: String,
-    layout: ItemLayout,
-    marker: FilePersistence,
-    connector: Arc<Connector>,
+    inner: SecretStorePersistence<SecretServiceItem>,
 }
 
 impl SecretServicePersistence {
@@ -71,9 +67,8 @@ impl SecretServicePersistence {
     /// # Ok::<(), identity_cache_persistence::Error>(())
     /// ```
     pub fn new(cache_path: impl Into<PathBuf>, profile: KeyringProfile) -> Result<Self> {
-        let marker = FilePersistence::new(cache_path)?;
-        let cache_name = marker
-            .path()
+        let cache_path = cache_path.into();
+        let cache_name = cache_path
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| {
@@ -81,17 +76,17 @@ impl SecretServicePersistence {
                     ErrorKind::InvalidName,
                     format!(
                         "the cache name in {} is not UTF-8; Secret Service attributes are strings",
-                        marker.path().display()
+                        cache_path.display()
                     ),
                 )
             })?
             .to_owned();
+        let connector = Arc::new(Connector::new(BusAddress::Session));
+        let item = SecretServiceItem::new(connector, profile, profile.layout(&cache_name));
         Ok(SecretServicePersistence {
             profile,
-            layout: profile.layout(&cache_name),
             cache_name,
-            marker,
-            connector: Arc::new(Connector::new(BusAddress::Session)),
+            inner: SecretStorePersistence::new(cache_path, item)?,
         })
     }
 
@@ -99,9 +94,17 @@ impl SecretServicePersistence {
     /// `unix:path=/run/user/1000/bus` or `tcp:host=127.0.0.1,port=4000`) instead of the
     /// session bus named by the environment. For tests and containers, which need not
     /// change the process environment.
-    pub fn with_bus_address(mut self, address: impl Into<String>) -> Self {
-        self.connector = Arc::new(Connector::new(BusAddress::Explicit(address.into())));
-        self
+    pub fn with_bus_address(self, address: impl Into<String>) -> Self {
+        let connector = Arc::new(Connector::new(BusAddress::Explicit(address.into())));
+        let item = SecretServiceItem::new(
+            connector,
+            self.profile,
+            self.profile.layout(&self.cache_name),
+        );
+        SecretServicePersistence {
+            inner: self.inner.with_store(item),
+            ..self
+        }
     }
 
     /// The item layout this persistence uses.
@@ -111,7 +114,7 @@ impl SecretServicePersistence {
 
     /// The cache path: where the marker file is, and the name of the lock file.
     pub fn cache_path(&self) -> &Path {
-        self.marker.path()
+        self.inner.cache_path()
     }
 
     /// The validation probe: writes, reads back and deletes a separate item, never the
@@ -133,88 +136,17 @@ impl SecretServicePersistence {
     /// - The item was stored but reads back differently or not at all:
     ///   [`Other`](ErrorKind::Other).
     pub fn validate(&self) -> Result<()> {
-        probe::validate(&self.connector, self.profile, &self.cache_name)
-    }
-
-    fn location(&self) -> String {
-        format!("Secret Service item {}", self.layout.describe())
-    }
-}
-
-impl CachePersistence for SecretServicePersistence {
-    fn describe(&self) -> Description {
-        Description::new(
-            "secret-service",
-            format!(
-                "{} on {}, profile {}, default collection; marker {}",
-                self.location(),
-                self.connector.address(),
-                self.profile,
-                self.marker.path().display()
-            ),
-            Capabilities::full_plaintext()
-                .encrypts_at_rest(true)
-                .max_size(Some(MAX_SIZE)),
-        )
-    }
-
-    fn load(&self) -> Result<Option<Vec<u8>>> {
-        let secret = self
-            .connector
-            .with("read the token cache from the Secret Service", |client| {
-                client.read(&self.layout)
-            })?;
-        secret
-            .map(|s| payload::decode(self.layout.encoding, s, &self.location()))
-            .transpose()
-    }
-
-    fn save(&self, data: &[u8]) -> Result<()> {
-        if data.len() > MAX_SIZE {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "the token cache is {} bytes; the Secret Service backend stores at most {MAX_SIZE}",
-                    data.len()
-                ),
-            ));
-        }
-        let secret = payload::encode(self.layout.encoding, data);
-        self.connector
-            .with("store the token cache in the Secret Service", |client| {
-                client.store(&self.layout.label, &self.layout.attributes, &secret)
-            })?;
-        // After the item, so that a peer that sees the marker change finds the new blob.
-        self.marker.save(b"")
-    }
-
-    fn delete(&self) -> Result<bool> {
-        let deleted = self
-            .connector
-            .with("delete the token cache from the Secret Service", |client| {
-                client.remove(&self.layout)
-            })?;
-        self.marker.delete()?;
-        Ok(deleted)
-    }
-
-    /// The marker file's change token. Without a marker (an item written by a tool that
-    /// keeps none), one lookup, which reads no secret, tells whether an item exists.
-    fn version(&self) -> Result<Option<ChangeToken>> {
-        if let Some(token) = self.marker.version()? {
-            return Ok(Some(token));
-        }
-        let found = self
-            .connector
-            .with("look up the token cache in the Secret Service", |client| {
-                client.find(&self.layout.lookup)
-            })?;
-        Ok(found
-            .first()
-            .map(|item| ChangeToken::new(format!("unmarked:{}", item.path.as_str()))))
-    }
-
-    fn lock(&self, wait: Duration) -> Result<LockGuard> {
-        self.marker.lock(wait)
+        let token = format!(
+            "persistence validation {}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        );
+        validate_store(&SecretServiceItem::new(
+            Arc::clone(self.inner.store().connector()),
+            self.profile,
+            self.profile.validation_layout(&self.cache_name, &token),
+        ))
     }
 }
+
+forward_persistence!(SecretServicePersistence, inner);
