@@ -8,10 +8,11 @@
 //! again, given the bus address in `IDENTITY_CACHE_PRIVATE_BUS`; the process environment
 //! is never changed.
 //!
-//! The factory provides no fault hooks: the keyring is one for the whole run, and a fault
-//! in it (stopping the daemon, locking the collection) would hit every case running at
-//! the same time, so those cases are reported as skipped with that reason. The reference
-//! crate's `tests/secret_service.rs` provokes each of those faults for real instead.
+//! The keyring is one for the whole run, so a fault in it (stopping the daemon, locking the
+//! collection) would hit every case running at the same time. The factory's fault hooks
+//! are confined to one namespace instead (`bus_factory`): its own relay to the bus, cut
+//! for "storage unavailable", and its marker directory made immutable or full. The
+//! reference crate's `tests/secret_service.rs` provokes the keyring-wide faults for real.
 //!
 //! Without gnome-keyring every case is reported as ignored with the reason; with `CI`
 //! set, that fails the run instead.
@@ -48,13 +49,6 @@ mod linux {
     /// Where the bus is, in the factory's label.
     const PLACE: &str = "on a private gnome-keyring";
 
-    fn factory(address: impl Into<String>) -> BusFactory {
-        BusFactory {
-            address: address.into(),
-            place: PLACE,
-        }
-    }
-
     pub fn main() {
         // A worker serves the parent's keyring; stdout is the protocol from here on.
         super::bus_factory::serve_worker_if_asked(BUS_ENV, PLACE);
@@ -62,7 +56,7 @@ mod linux {
         let missing = missing_packages();
         if args.list || !missing.is_empty() {
             // Listing starts nothing; without the tools every case is ignored.
-            let suite = make_suite(factory("unix:path=/nonexistent"));
+            let suite = make_suite(BusFactory::new("unix:path=/nonexistent", PLACE));
             let mut trials = harness::trials(&suite);
             if !missing.is_empty() && !args.list {
                 let reason = format!(
@@ -91,7 +85,14 @@ mod linux {
                 std::process::exit(2);
             }
         };
-        let suite = make_suite(factory(address.clone())).with_launcher(Arc::new(launcher));
+        let factory = match BusFactory::new(address.clone(), PLACE).with_faults() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("secret_service: cannot set up the fault hooks: {e}");
+                std::process::exit(2);
+            }
+        };
+        let suite = make_suite(factory).with_launcher(Arc::new(launcher));
         eprintln!(
             "secret_service: checking {} with seed {}",
             suite.label(),
