@@ -33,25 +33,22 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+mod backends;
 mod cache_plugin;
 mod error;
-mod file;
 pub mod lock;
 mod name;
 mod options;
 mod persistence;
-pub mod platform;
-#[cfg(feature = "redis")]
-mod redis;
-pub mod secret_service;
 #[cfg(feature = "token-cache")]
 pub mod token_cache;
 
+pub use backends::file::FilePersistence;
 #[cfg(feature = "redis")]
-pub use self::redis::RedisPersistence;
+pub use backends::redis::RedisPersistence;
+pub use backends::{platform, secret_service};
 pub use cache_plugin::{CacheAccess, CachePlugin};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use file::FilePersistence;
 pub use name::{MAX_NAME_LEN, cache_name_of_lock, lock_path_for, validate_name};
 pub use options::{TokenCachePersistenceOptions, default_directory, persistence_for};
 pub use persistence::{

@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use crate::{
+    backends::file::FilePersistence,
+    backends::platform::KeychainAccount,
+    backends::secret_service::KeyringProfile,
     error::{Error, ErrorKind, Result},
-    file::FilePersistence,
     name::validate_name,
     persistence::CachePersistence,
-    platform::KeychainAccount,
-    secret_service::KeyringProfile,
 };
 
 /// The default cache name of the Azure SDKs.

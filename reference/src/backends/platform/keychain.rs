@@ -13,7 +13,8 @@ use security_framework::{
 };
 
 use super::{
-    keychain_item::{KEYCHAIN_SERVICE, KeychainAccount, found, validation_account},
+    keychain_item::{KEYCHAIN_SERVICE, KeychainAccount},
+    keychain_status::{found, validation_account},
     secret_store::{SecretStore, SecretStorePersistence, StoreError, StoreFailure, validate_store},
 };
 use crate::error::Result;

@@ -13,8 +13,8 @@ use super::{
     profile::KeyringProfile,
 };
 use crate::{
+    backends::platform::{SecretStorePersistence, forward_persistence, validate_store},
     error::{Error, ErrorKind, Result},
-    platform::{SecretStorePersistence, forward_persistence, validate_store},
 };
 
 /// The token cache in a Secret Service item (gnome-keyring, KWallet, KeePassXC), laid out

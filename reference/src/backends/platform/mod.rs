@@ -64,6 +64,8 @@ pub(crate) use forward_persistence;
 
 mod encrypted_file;
 mod keychain_item;
+#[cfg(any(test, all(target_os = "macos", feature = "keychain")))]
+mod keychain_status;
 mod secret_store;
 
 #[cfg(all(windows, feature = "dpapi"))]
@@ -72,9 +74,7 @@ mod dpapi;
 mod keychain;
 
 pub use encrypted_file::{Cipher, EncryptedFilePersistence};
-pub use keychain_item::{
-    KEYCHAIN_SERVICE, KeychainAccount, KeychainStatus, SHARED_KEYCHAIN_ACCOUNT,
-};
+pub use keychain_item::{KEYCHAIN_SERVICE, KeychainAccount, SHARED_KEYCHAIN_ACCOUNT};
 pub use secret_store::{
     SecretStore, SecretStorePersistence, StoreError, StoreFailure, validate_store,
 };

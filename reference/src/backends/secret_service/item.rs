@@ -10,8 +10,8 @@ use super::{
     profile::{ItemLayout, KeyringProfile},
 };
 use crate::{
+    backends::platform::{SecretStore, StoreError},
     persistence::ChangeToken,
-    platform::{SecretStore, StoreError},
 };
 
 /// The item of one layout in the default collection, on one connection.

@@ -13,8 +13,8 @@ use std::{
 };
 
 use crate::{
+    backends::file::FilePersistence,
     error::{BoxError, Error, ErrorKind, Result},
-    file::FilePersistence,
     persistence::{CachePersistence, Capabilities, ChangeToken, Description, LockGuard},
 };
 

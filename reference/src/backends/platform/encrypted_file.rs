@@ -7,8 +7,8 @@
 use std::{fmt, path::Path, path::PathBuf, time::Duration};
 
 use crate::{
+    backends::file::FilePersistence,
     error::{BoxError, Error, ErrorKind, Result},
-    file::FilePersistence,
     persistence::{CachePersistence, Capabilities, ChangeToken, Description, LockGuard},
 };
 
