@@ -120,6 +120,9 @@ class FilePlugin:
                 "shared_across_processes": True,
                 "max_size": None,
             },
+            # Everything (the cache, its temporary files, the lock file) is under dir, so
+            # the suite may provoke faults and corruption there itself.
+            "storage_under_dir": True,
         }
 
     def load(self):
@@ -151,6 +154,12 @@ class FilePlugin:
         """Creates the directory (0700) if it is missing; nothing else creates it."""
         try:
             os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        except FileExistsError:
+            # Something that is not a directory is in the way: the storage cannot be
+            # reached, as when a component of the path is a file (ENOTDIR).
+            raise PluginError(
+                "storage_unavailable", "%s exists and is not a directory" % self.dir
+            )
         except OSError as err:
             raise os_error("create directory", self.dir, err)
 

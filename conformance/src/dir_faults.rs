@@ -12,6 +12,8 @@
 //!   [`exhausting_inodes`](DirFaults::exhausting_inodes) also uses up its inodes, so that
 //!   creating even an empty file fails, for plugins that write no data there (markers).
 //!
+//! [`damage_files`] damages what is stored there, for the corruption cases.
+//!
 //! Clearing a fault restores the directory as the plugin left it during the fault (for the
 //! tmpfs: its files are copied back), so damage done under the fault stays visible.
 
@@ -100,6 +102,31 @@ impl DirFaults {
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Fault>> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Damages what a plugin stored under `dir` so that no plugin can read it back as a blob:
+/// every non-empty regular file under it (recursively) is replaced by an empty directory
+/// of the same name. Returns how many files were damaged.
+///
+/// A directory, unlike changed bytes, is unreadable to every plugin: one that stores the
+/// blob as plain bytes could not tell changed bytes from a blob it was given. Empty files
+/// (markers) carry no data and are left.
+pub fn damage_files(dir: &Path) -> Result<usize> {
+    let mut damaged = 0;
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("inspect", &path, e))?;
+        if meta.is_dir() {
+            damaged += damage_files(&path)?;
+        } else if meta.is_file() && meta.len() > 0 {
+            fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+            fs::create_dir(&path).map_err(|e| Error::io("create a directory at", &path, e))?;
+            damaged += 1;
+        }
+    }
+    Ok(damaged)
 }
 
 fn undo(dir: &Path, fault: Fault) -> Result<()> {

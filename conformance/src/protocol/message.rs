@@ -253,6 +253,11 @@ pub struct HelloInfo {
     pub location: String,
     /// The capabilities the suite selects its cases by.
     pub capabilities: Capabilities,
+    /// Everything the plugin stores for the namespace (data, lock files, markers) is under
+    /// the namespace directory, so the suite may damage, cut off, refuse or fill that
+    /// directory to provoke corruption and faults with no hook in the plugin. Optional on
+    /// the wire (`storage_under_dir`), `false` when absent.
+    pub storage_under_dir: bool,
 }
 
 /// The successful result of a request.
@@ -311,6 +316,7 @@ pub fn reply_line(id: u64, reply: &Reply) -> String {
                 "shared_across_processes": info.capabilities.shared_across_processes,
                 "max_size": info.capabilities.max_size,
             },
+            "storage_under_dir": info.storage_under_dir,
         }),
         Reply::Load(data) => json!({"data": data.as_ref().map(|d| BASE64.encode(d))}),
         Reply::Delete(deleted) => json!({"deleted": deleted}),
@@ -418,6 +424,11 @@ fn parse_hello(fields: &Fields<'_>) -> Result<HelloInfo, String> {
         backend: fields.str_field("backend")?.to_owned(),
         location: fields.str_field("location")?.to_owned(),
         capabilities,
+        storage_under_dir: match fields.object.get("storage_under_dir") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err("`storage_under_dir` must be a boolean when present".into()),
+        },
     })
 }
 
@@ -580,6 +591,7 @@ mod tests {
             backend: "file".into(),
             location: "/x".into(),
             capabilities: Capabilities::full_plaintext().max_size(Some(10)),
+            storage_under_dir: true,
         };
         let hello = Request::Hello {
             protocol: 1,

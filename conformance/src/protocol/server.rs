@@ -25,14 +25,26 @@ pub struct ServerInfo {
     pub name: String,
     /// The plugin's own version.
     pub version: String,
+    /// Announced as `storage_under_dir`: everything the plugin stores for a namespace is
+    /// under its directory, so the suite provokes faults and corruption there itself.
+    pub storage_under_dir: bool,
 }
 
 impl ServerInfo {
-    /// A plugin called `name` at `version`.
+    /// A plugin called `name` at `version`, storing where it likes.
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
         ServerInfo {
             name: name.into(),
             version: version.into(),
+            storage_under_dir: false,
+        }
+    }
+
+    /// Declares that the plugin keeps everything under the namespace directory.
+    pub fn storage_under_dir(self, yes: bool) -> Self {
+        ServerInfo {
+            storage_under_dir: yes,
+            ..self
         }
     }
 }
@@ -220,6 +232,7 @@ where
             backend: description.backend,
             location: description.location,
             capabilities: description.capabilities,
+            storage_under_dir: self.info.storage_under_dir,
         }))
     }
 }

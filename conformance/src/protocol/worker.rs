@@ -14,11 +14,18 @@ use std::{
     io::{self, BufWriter},
     path::PathBuf,
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use identity_cache_persistence::{CachePersistence, Error, ErrorKind, Result};
 
-use crate::factory::{Namespace, PluginFactory, Worker, WorkerLauncher};
+use crate::{
+    dir_faults::{DirFaults, damage_files},
+    factory::{Fault, Namespace, PluginFactory, Worker, WorkerLauncher},
+};
 
 use super::{
     client::{ClientOptions, ProcessPlugin},
@@ -123,10 +130,24 @@ impl WorkerLauncher for SelfExecLauncher {
 
 /// A plugin given as a command line (`exec:<command>`): every handle is a new process
 /// started with `sh -c <command>`, so it is both the factory and the worker launcher.
+///
+/// A plugin that declares `storage_under_dir` in its `hello` answer gets the fault and
+/// corruption hooks from outside: [`DirFaults`] and [`damage_files`] on the namespace
+/// directory. Without the declaration those hooks answer `NotSupported`, and their cases
+/// are skipped saying so.
 #[derive(Debug, Clone)]
 pub struct ExecFactory {
     command: String,
     options: ClientOptions,
+    black_box: Arc<BlackBox>,
+}
+
+/// The hooks of plugins whose storage is under the namespace directory.
+#[derive(Debug, Default)]
+struct BlackBox {
+    /// Set once a `hello` answer declared `storage_under_dir`.
+    declared: AtomicBool,
+    faults: DirFaults,
 }
 
 impl ExecFactory {
@@ -135,6 +156,7 @@ impl ExecFactory {
         ExecFactory {
             command: command.into(),
             options: ClientOptions::default(),
+            black_box: Arc::default(),
         }
     }
 
@@ -158,7 +180,25 @@ impl ExecFactory {
 
     /// Starts one plugin process on `ns`, as the concrete type.
     pub fn spawn(&self, ns: &Namespace) -> Result<ProcessPlugin> {
-        ProcessPlugin::spawn_shell(&self.command, ns, self.options.clone())
+        let plugin = ProcessPlugin::spawn_shell(&self.command, ns, self.options.clone())?;
+        if plugin.hello().storage_under_dir {
+            self.black_box.declared.store(true, Ordering::Relaxed);
+        }
+        Ok(plugin)
+    }
+
+    /// The directory hooks, when the plugin declared its storage there.
+    fn black_box(&self, hook: &str) -> Result<&BlackBox> {
+        if self.black_box.declared.load(Ordering::Relaxed) {
+            Ok(&self.black_box)
+        } else {
+            Err(Error::not_supported(
+                &self.label(),
+                &format!(
+                    "{hook} (the plugin does not declare `storage_under_dir` in its hello answer, so the suite cannot provoke it from outside)"
+                ),
+            ))
+        }
     }
 }
 
@@ -173,6 +213,37 @@ impl PluginFactory for ExecFactory {
 
     fn in_process(&self) -> bool {
         false
+    }
+
+    fn cleanup(&self, ns: &Namespace) -> Result<()> {
+        self.black_box.faults.clear_any(&ns.dir)?;
+        self.create(ns)?.delete().map(|_| ())
+    }
+
+    fn corrupt_stored_data(&self, ns: &Namespace) -> Result<()> {
+        self.black_box("corrupt_stored_data")?;
+        match damage_files(&ns.dir)? {
+            0 => Err(Error::new(
+                ErrorKind::Other,
+                format!(
+                    "the plugin declares `storage_under_dir`, but after a save nothing was stored under {}",
+                    ns.dir.display()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn inject_fault(&self, ns: &Namespace, fault: Fault) -> Result<()> {
+        self.black_box(&format!("inject_fault({})", fault.as_str()))?
+            .faults
+            .inject(&ns.dir, fault)
+    }
+
+    fn clear_fault(&self, ns: &Namespace, fault: Fault) -> Result<()> {
+        self.black_box(&format!("clear_fault({})", fault.as_str()))?
+            .faults
+            .clear(&ns.dir, fault)
     }
 }
 
