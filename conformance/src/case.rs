@@ -1,11 +1,14 @@
-//! A named check ([`Case`]), what it needs of the plugin ([`Need`]), and how it fails
-//! ([`Failure`]).
+//! A named check ([`Case`]) and what it needs of the plugin ([`Need`]); how it ends is
+//! in `failure.rs`.
 
 use std::fmt;
 
 use identity_cache_persistence::Capabilities;
 
-use crate::ctx::Ctx;
+use crate::{
+    ctx::Ctx,
+    failure::{Failure, Stop},
+};
 
 /// One check of one rule, named `area::case`.
 #[derive(Clone, Copy)]
@@ -16,8 +19,9 @@ pub struct Case {
     pub rule: &'static str,
     /// What the plugin or the environment must offer for the case to apply.
     pub needs: &'static [Need],
-    /// The check: `Ok(())` when the rule holds, otherwise what broke.
-    pub run: fn(&Ctx) -> Result<(), Failure>,
+    /// The check: `Ok(())` when the rule holds, otherwise what broke or why the case
+    /// does not apply.
+    pub run: fn(&Ctx) -> Result<(), Stop>,
 }
 
 impl Case {
@@ -117,53 +121,3 @@ impl Need {
         }
     }
 }
-
-/// The rule a hang breaks, whichever case saw it: a plugin call that never returns is
-/// reported as a hang, not as a breach of the rule the case was checking.
-pub const HANG_RULE: &str = "every call to the plugin returns, with a result or a typed error, within its time limit (a hung call blocks its caller for good)";
-
-/// What broke: the rule, what was expected, what happened, and how to rerun the case.
-///
-/// Messages never contain blob bytes; cases describe blobs by length and short hash
-/// ([`crate::blob::describe`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// The rule that broke (the case's [`Case::rule`] or a more specific one).
-    pub rule: String,
-    /// What the rule demands here.
-    pub expected: String,
-    /// What the plugin did instead.
-    pub actual: String,
-    /// How to rerun exactly this case with the same seed; filled in by the runner.
-    pub rerun: String,
-}
-
-impl Failure {
-    /// A failure of `rule`; the runner fills in [`rerun`](Self::rerun).
-    pub fn new(
-        rule: impl Into<String>,
-        expected: impl Into<String>,
-        actual: impl Into<String>,
-    ) -> Self {
-        Failure {
-            rule: rule.into(),
-            expected: expected.into(),
-            actual: actual.into(),
-            rerun: String::new(),
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "rule broken: {}", self.rule)?;
-        writeln!(f, "expected:    {}", self.expected)?;
-        write!(f, "actual:      {}", self.actual)?;
-        if !self.rerun.is_empty() {
-            write!(f, "\nrerun:       {}", self.rerun)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Failure {}

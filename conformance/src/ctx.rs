@@ -15,8 +15,8 @@ use identity_cache_persistence::{CachePersistence, Capabilities};
 
 use crate::{
     blob,
-    case::{Case, Failure},
     factory::{Namespace, PluginFactory, Worker, WorkerLauncher},
+    failure::{Failure, Stop},
 };
 
 /// How a run is configured; the same for every case of the run.
@@ -107,7 +107,9 @@ pub struct Ctx {
     factory: Arc<dyn PluginFactory>,
     launcher: Option<Arc<dyn WorkerLauncher>>,
     config: Arc<Config>,
-    case: Case,
+    /// The running case's name and rule (not the `Case`, whose check takes a `Ctx`).
+    case: &'static str,
+    rule: &'static str,
     caps: Capabilities,
     scratch: PathBuf,
     run_tag: String,
@@ -116,12 +118,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A context for `case`; its namespaces live under `scratch`.
+    /// A context for the case named `case`, checking `rule`; its namespaces live under
+    /// `scratch`.
     pub fn new(
         factory: Arc<dyn PluginFactory>,
         launcher: Option<Arc<dyn WorkerLauncher>>,
         config: Arc<Config>,
-        case: Case,
+        (case, rule): (&'static str, &'static str),
         caps: Capabilities,
         scratch: PathBuf,
     ) -> Self {
@@ -130,6 +133,7 @@ impl Ctx {
             launcher,
             config,
             case,
+            rule,
             caps,
             scratch,
             // Names must not collide with other runs or processes (a keyring is global).
@@ -158,9 +162,9 @@ impl Ctx {
         &self.config
     }
 
-    /// The case being run.
-    pub fn case(&self) -> &Case {
-        &self.case
+    /// The name of the case being run.
+    pub fn case_name(&self) -> &'static str {
+        self.case
     }
 
     /// The capabilities the plugin declared when the run started.
@@ -182,25 +186,25 @@ impl Ctx {
     /// A generator seeded from the run seed and the case name: reruns with the same seed
     /// replay the same choices, and different cases do not share a stream.
     pub fn rng(&self) -> fastrand::Rng {
-        fastrand::Rng::with_seed(self.config.seed ^ blob::fnv64(self.case.name.as_bytes()))
+        fastrand::Rng::with_seed(self.config.seed ^ blob::fnv64(self.case.as_bytes()))
     }
 
     /// A failure of this case's rule.
-    pub fn fail(&self, expected: impl Into<String>, actual: impl Into<String>) -> Failure {
-        self.case.fail(expected, actual)
+    pub fn fail(&self, expected: impl Into<String>, actual: impl Into<String>) -> Stop {
+        Stop::Failed(Failure::new(self.rule, expected, actual))
     }
 
     /// A fresh, empty namespace with its own 0700 directory.
-    pub fn namespace(&self) -> Result<Namespace, Failure> {
+    pub fn namespace(&self) -> Result<Namespace, Stop> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name = format!("conf-{}-{n}", self.run_tag);
         let dir = self.scratch.join(&name);
         create_private_dir(&dir).map_err(|e| {
-            Failure::new(
+            Stop::Failed(Failure::new(
                 "the suite can create its scratch directories",
                 format!("a new directory {}", dir.display()),
                 format!("error: {e}"),
-            )
+            ))
         })?;
         let ns = Namespace::new(name, dir);
         self.lock_namespaces().push(ns.clone());
@@ -225,18 +229,18 @@ impl Ctx {
     }
 
     /// A new handle on `ns` from the factory.
-    pub fn plugin(&self, ns: &Namespace) -> Result<Arc<dyn CachePersistence>, Failure> {
+    pub fn plugin(&self, ns: &Namespace) -> Result<Arc<dyn CachePersistence>, Stop> {
         self.factory.create(ns).map(Arc::from).map_err(|e| {
-            Failure::new(
+            Stop::Failed(Failure::new(
                 "the factory creates a plugin for a valid namespace",
                 format!("a plugin for namespace {}", ns.name),
                 blob::describe_error(&e),
-            )
+            ))
         })
     }
 
     /// A fresh namespace and one handle on it.
-    pub fn fresh(&self) -> Result<(Namespace, Arc<dyn CachePersistence>), Failure> {
+    pub fn fresh(&self) -> Result<(Namespace, Arc<dyn CachePersistence>), Stop> {
         let ns = self.namespace()?;
         let plugin = self.plugin(&ns)?;
         Ok((ns, plugin))
@@ -244,20 +248,20 @@ impl Ctx {
 
     /// A worker process serving a handle on `ns`. Cases that call this declare
     /// [`Need::Workers`](crate::Need::Workers).
-    pub fn worker(&self, ns: &Namespace) -> Result<Box<dyn Worker>, Failure> {
+    pub fn worker(&self, ns: &Namespace) -> Result<Box<dyn Worker>, Stop> {
         let launcher = self.launcher.as_deref().ok_or_else(|| {
-            Failure::new(
+            Stop::Failed(Failure::new(
                 "cases needing workers run only with a launcher",
                 "a worker launcher",
                 "none (this is a bug in the suite's registry)",
-            )
+            ))
         })?;
         launcher.launch(ns).map_err(|e| {
-            Failure::new(
+            Stop::Failed(Failure::new(
                 "a worker process serving the plugin can be started",
                 format!("a worker for namespace {}", ns.name),
                 blob::describe_error(&e),
-            )
+            ))
         })
     }
 
@@ -266,7 +270,7 @@ impl Ctx {
         &self,
         what: &str,
         result: identity_cache_persistence::Result<T>,
-    ) -> Result<T, Failure> {
+    ) -> Result<T, Stop> {
         result.map_err(|e| self.fail(format!("{what} succeeds"), blob::describe_error(&e)))
     }
 
@@ -278,13 +282,13 @@ impl Ctx {
         limit: Duration,
         what: &str,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Failure> {
+    ) -> Result<T, Stop> {
         watchdog(limit, f).map_err(|Hung| {
-            Failure::new(
-                crate::case::HANG_RULE,
+            Stop::Failed(Failure::new(
+                crate::failure::HANG_RULE,
                 format!("{what} returns within {limit:?}"),
                 format!("still running after {limit:?}: the plugin hangs"),
-            )
+            ))
         })
     }
 
@@ -327,7 +331,7 @@ impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
             .field("factory", &self.factory.label())
-            .field("case", &self.case.name)
+            .field("case", &self.case)
             .field("config", &self.config)
             .field("caps", &self.caps)
             .field("scratch", &self.scratch)

@@ -11,10 +11,11 @@ use identity_cache_persistence::{Capabilities, Description};
 
 use crate::{
     blob,
-    case::{Case, Failure},
+    case::Case,
     ctx::{Config, Ctx, Hung, create_private_dir, watchdog},
     expectations::Expectations,
     factory::{Namespace, PluginFactory, WorkerLauncher},
+    failure::{Failure, Stop},
     registry,
     report::{CaseReport, Outcome, Report},
 };
@@ -167,7 +168,7 @@ impl Suite {
             Arc::clone(&self.factory),
             self.launcher.clone(),
             Arc::clone(&self.config),
-            *case,
+            (case.name, case.rule),
             caps,
             self.scratch.path().to_path_buf(),
         );
@@ -183,7 +184,7 @@ impl Suite {
         });
         match outcome {
             Err(Hung) => Err(Failure::new(
-                crate::case::HANG_RULE,
+                crate::failure::HANG_RULE,
                 format!("{name} finishes within {limit:?}"),
                 "still running: the plugin hangs (the case was abandoned)",
             )),
@@ -192,8 +193,8 @@ impl Suite {
                 "every call returns Ok or Err",
                 format!("panic: {}", panic_message(&*panic)),
             )),
-            Ok(Ok(Err(failure))) if failure.rule == SKIP => Ok(Verdict::Skipped(failure.actual)),
-            Ok(Ok(Err(failure))) => Err(failure),
+            Ok(Ok(Err(Stop::Skipped(reason)))) => Ok(Verdict::Skipped(reason)),
+            Ok(Ok(Err(Stop::Failed(failure)))) => Err(failure),
             Ok(Ok(Ok(()))) => Ok(Verdict::Passed),
         }
     }
@@ -208,16 +209,6 @@ impl std::fmt::Debug for Suite {
             .field("expectations", &self.expectations)
             .finish_non_exhaustive()
     }
-}
-
-/// The rule marker of [`skip`]: a case that finds at run time that it cannot apply
-/// (e.g. the factory has no fault hook) returns `Err(skip(reason))`.
-const SKIP: &str = "\u{0}skip";
-
-/// A "failure" that the runner turns into a skip with `reason`: for conditions only
-/// visible at run time, such as a factory hook answering `NotSupported`.
-pub fn skip(reason: impl Into<String>) -> Failure {
-    Failure::new(SKIP, "", reason)
 }
 
 enum Verdict {

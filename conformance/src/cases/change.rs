@@ -7,9 +7,10 @@ use identity_cache_persistence::{CachePersistence, ChangeToken, ErrorKind};
 
 use crate::{
     blob,
-    case::{Case, Failure, Need},
+    case::{Case, Need},
     cases::check,
     ctx::Ctx,
+    failure::Stop,
 };
 
 /// The change-detection cases.
@@ -70,7 +71,7 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn token(ctx: &Ctx, p: &dyn CachePersistence, what: &str) -> Result<Option<ChangeToken>, Failure> {
+fn token(ctx: &Ctx, p: &dyn CachePersistence, what: &str) -> Result<Option<ChangeToken>, Stop> {
     p.version().map_err(|e| {
         ctx.fail(
             format!("{what}: version succeeds"),
@@ -79,7 +80,7 @@ fn token(ctx: &Ctx, p: &dyn CachePersistence, what: &str) -> Result<Option<Chang
     })
 }
 
-fn some_token(ctx: &Ctx, p: &dyn CachePersistence, what: &str) -> Result<ChangeToken, Failure> {
+fn some_token(ctx: &Ctx, p: &dyn CachePersistence, what: &str) -> Result<ChangeToken, Stop> {
     token(ctx, p, what)?.ok_or_else(|| {
         ctx.fail(
             format!("{what}: version is Some(token) while a blob is stored"),
@@ -89,12 +90,7 @@ fn some_token(ctx: &Ctx, p: &dyn CachePersistence, what: &str) -> Result<ChangeT
 }
 
 /// Fails unless `new` differs from every token in `seen`.
-fn fresh_token(
-    ctx: &Ctx,
-    seen: &[ChangeToken],
-    new: &ChangeToken,
-    what: &str,
-) -> Result<(), Failure> {
+fn fresh_token(ctx: &Ctx, seen: &[ChangeToken], new: &ChangeToken, what: &str) -> Result<(), Stop> {
     match seen.iter().position(|t| t == new) {
         None => Ok(()),
         Some(i) => Err(ctx.fail(
@@ -111,7 +107,7 @@ fn fresh_token(
 }
 
 /// `version` of a fresh slot is `None`.
-pub fn absent_is_none(ctx: &Ctx) -> Result<(), Failure> {
+pub fn absent_is_none(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     match token(ctx, &*p, "fresh slot")? {
         None => Ok(()),
@@ -120,7 +116,7 @@ pub fn absent_is_none(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Own saves move the token.
-pub fn moves_on_own_save(ctx: &Ctx) -> Result<(), Failure> {
+pub fn moves_on_own_save(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     check::save(ctx, &*p, b"first blob", "first save")?;
     let before = some_token(ctx, &*p, "after the first save")?;
@@ -130,7 +126,7 @@ pub fn moves_on_own_save(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Another handle's save moves the token this handle reads.
-pub fn moves_on_other_handle_save(ctx: &Ctx) -> Result<(), Failure> {
+pub fn moves_on_other_handle_save(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let reader = ctx.plugin(&ns)?;
     let writer = ctx.plugin(&ns)?;
@@ -152,7 +148,7 @@ pub fn moves_on_other_handle_save(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Equal-size saves in quick succession (within one clock tick) all move the token.
-pub fn moves_on_same_size_saves(ctx: &Ctx) -> Result<(), Failure> {
+pub fn moves_on_same_size_saves(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let writer = ctx.plugin(&ns)?;
     let reader = ctx.plugin(&ns)?;
@@ -169,7 +165,7 @@ pub fn moves_on_same_size_saves(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Re-saving identical bytes moves the token.
-pub fn moves_on_identical_resave(ctx: &Ctx) -> Result<(), Failure> {
+pub fn moves_on_identical_resave(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     check::save(ctx, &*p, b"identical bytes", "first save")?;
     let before = some_token(ctx, &*p, "after the first save")?;
@@ -179,7 +175,7 @@ pub fn moves_on_identical_resave(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Reading and waiting do not move the token.
-pub fn stable_without_saves(ctx: &Ctx) -> Result<(), Failure> {
+pub fn stable_without_saves(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let p = ctx.plugin(&ns)?;
     let other = ctx.plugin(&ns)?;
@@ -201,7 +197,7 @@ pub fn stable_without_saves(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Delete turns the token into `None`; a later save gives a brand-new token.
-pub fn moves_on_delete(ctx: &Ctx) -> Result<(), Failure> {
+pub fn moves_on_delete(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let p = ctx.plugin(&ns)?;
     let other = ctx.plugin(&ns)?;
@@ -218,7 +214,7 @@ pub fn moves_on_delete(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// A save by another process moves the token.
-pub fn moves_on_save_by_other_process(ctx: &Ctx) -> Result<(), Failure> {
+pub fn moves_on_save_by_other_process(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let p = ctx.plugin(&ns)?;
     let mut worker = ctx.worker(&ns)?;
@@ -244,7 +240,7 @@ pub fn moves_on_save_by_other_process(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// An undeclared capability is refused explicitly.
-pub fn refused_when_not_declared(ctx: &Ctx) -> Result<(), Failure> {
+pub fn refused_when_not_declared(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     check::save(ctx, &*p, b"blob", "save")?;
     check::kind(

@@ -3,10 +3,14 @@
 
 use identity_cache_persistence::{CachePersistence, ErrorKind, Result};
 
-use crate::{blob, case::Failure, ctx::Ctx};
+use crate::{
+    blob,
+    ctx::Ctx,
+    failure::{Failure, Stop},
+};
 
 /// `p.save(data)` succeeds.
-pub fn save(ctx: &Ctx, p: &dyn CachePersistence, data: &[u8], what: &str) -> Result<(), Failure> {
+pub fn save(ctx: &Ctx, p: &dyn CachePersistence, data: &[u8], what: &str) -> Result<(), Stop> {
     p.save(data).map_err(|e| {
         ctx.fail(
             format!("{what}: save of {} succeeds", blob::describe(data)),
@@ -18,13 +22,13 @@ pub fn save(ctx: &Ctx, p: &dyn CachePersistence, data: &[u8], what: &str) -> Res
 /// The save that sets up a case about something else (a fault, corrupt stored data)
 /// succeeds. Its failure says nothing about that case's rule, so it is reported under a
 /// rule of its own, naming the saving that failed (the `contract` cases judge saving).
-pub fn setup_save(p: &dyn CachePersistence, data: &[u8], what: &str) -> Result<(), Failure> {
+pub fn setup_save(p: &dyn CachePersistence, data: &[u8], what: &str) -> Result<(), Stop> {
     p.save(data).map_err(|e| {
-        Failure::new(
+        Stop::Failed(Failure::new(
             SETUP_SAVE_RULE,
             format!("{what}: save of {} succeeds", blob::describe(data)),
             blob::describe_error_hiding(&e, data),
-        )
+        ))
     })
 }
 
@@ -38,7 +42,7 @@ pub fn loads(
     p: &dyn CachePersistence,
     expected: Option<&[u8]>,
     what: &str,
-) -> Result<(), Failure> {
+) -> Result<(), Stop> {
     let want = blob::describe_loaded(&expected.map(<[u8]>::to_vec));
     match p.load() {
         Ok(got) if got.as_deref() == expected => Ok(()),
@@ -59,7 +63,7 @@ pub fn kind<T: std::fmt::Debug>(
     result: Result<T>,
     kind: ErrorKind,
     what: &str,
-) -> Result<(), Failure> {
+) -> Result<(), Stop> {
     match result {
         Err(e) if e.kind() == kind => Ok(()),
         other => Err(ctx.fail(
@@ -75,7 +79,7 @@ pub fn deletes(
     p: &dyn CachePersistence,
     expected: bool,
     what: &str,
-) -> Result<(), Failure> {
+) -> Result<(), Stop> {
     match p.delete() {
         Ok(got) if got == expected => Ok(()),
         other => Err(ctx.fail(

@@ -15,9 +15,10 @@ use identity_cache_persistence::CachePersistence;
 
 use crate::{
     blob,
-    case::{Case, Failure, Need},
+    case::{Case, Need},
     cases::{check, lock},
     ctx::Ctx,
+    failure::Stop,
     linearizability::{self, Event, Op},
 };
 
@@ -152,7 +153,7 @@ fn torn_read_race(
 }
 
 /// Two writer threads and two reader threads race; readers see only whole saved blobs.
-pub fn no_torn_reads_threads(ctx: &Ctx) -> Result<(), Failure> {
+pub fn no_torn_reads_threads(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let first = ctx.plugin(&ns)?;
     let initial = blob::self_checking(0, ctx.size_up_to(4096));
@@ -206,7 +207,7 @@ fn locked_increment(p: &dyn CachePersistence) -> Result<(), String> {
         .map_err(|e| format!("release: {}", blob::describe_error(&e)))
 }
 
-fn read_counter(ctx: &Ctx, p: &dyn CachePersistence) -> Result<u64, Failure> {
+fn read_counter(ctx: &Ctx, p: &dyn CachePersistence) -> Result<u64, Stop> {
     let loaded = ctx.ok("load of the final counter", p.load())?;
     loaded
         .as_deref()
@@ -221,7 +222,7 @@ fn read_counter(ctx: &Ctx, p: &dyn CachePersistence) -> Result<u64, Failure> {
 }
 
 /// Four threads each increment a counter under the lock; no increment is lost.
-pub fn no_lost_updates_threads(ctx: &Ctx) -> Result<(), Failure> {
+pub fn no_lost_updates_threads(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let threads = 4u64;
     let rounds = if ctx.thorough() { 100 } else { 15 };
@@ -267,7 +268,7 @@ pub fn no_lost_updates_threads(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Short concurrent histories of saves and loads are checked against a register.
-pub fn linearizable_register(ctx: &Ctx) -> Result<(), Failure> {
+pub fn linearizable_register(ctx: &Ctx) -> Result<(), Stop> {
     let histories = if ctx.thorough() { 200 } else { 12 };
     let threads = 3;
     let ops_per_thread = 4;
@@ -349,7 +350,7 @@ pub fn linearizable_register(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// A worker process saves while this process loads.
-pub fn no_torn_reads_processes(ctx: &Ctx) -> Result<(), Failure> {
+pub fn no_torn_reads_processes(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let local = ctx.plugin(&ns)?;
     let initial = blob::self_checking(0, ctx.size_up_to(4096));
@@ -404,7 +405,7 @@ pub fn no_torn_reads_processes(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Two worker processes and this process increment under the lock; nothing is lost.
-pub fn no_lost_updates_processes(ctx: &Ctx) -> Result<(), Failure> {
+pub fn no_lost_updates_processes(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let local = ctx.plugin(&ns)?;
     let rounds = if ctx.thorough() { 50 } else { 10 };

@@ -3,9 +3,10 @@
 
 use crate::{
     blob,
-    case::{Case, Failure, Need},
+    case::{Case, Need},
     cases::check,
     ctx::Ctx,
+    failure::Stop,
 };
 
 /// The contract cases.
@@ -97,20 +98,20 @@ pub const CASES: &[Case] = &[
 ];
 
 /// Load of a never-saved slot returns `Ok(None)`.
-pub fn absent_is_none(ctx: &Ctx) -> Result<(), Failure> {
+pub fn absent_is_none(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     check::loads(ctx, &*p, None, "fresh slot")
 }
 
 /// An empty blob loads as `Some(vec![])`: "absent" and "empty" are different answers.
-pub fn empty_blob_is_not_absent(ctx: &Ctx) -> Result<(), Failure> {
+pub fn empty_blob_is_not_absent(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     check::save(ctx, &*p, b"", "empty blob")?;
     check::loads(ctx, &*p, Some(b""), "after saving an empty blob")
 }
 
 /// All 256 byte values, runs of NUL and 0xFF, round-trip.
-pub fn binary_round_trip(ctx: &Ctx) -> Result<(), Failure> {
+pub fn binary_round_trip(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     let mut data: Vec<u8> = (0..=255u8).collect();
     data.extend((0..=255u8).rev());
@@ -122,7 +123,7 @@ pub fn binary_round_trip(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Invalid UTF-8, a BOM, CRLF and surrounding whitespace come back untouched.
-pub fn non_utf8_round_trip(ctx: &Ctx) -> Result<(), Failure> {
+pub fn non_utf8_round_trip(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     let mut data = Vec::new();
     data.extend_from_slice(b"\xef\xbb\xbf  \r\n\t{\"k\": \"");
@@ -136,7 +137,7 @@ pub fn non_utf8_round_trip(ctx: &Ctx) -> Result<(), Failure> {
     check::loads(ctx, &*p, Some(&data), "non-UTF-8 blob")
 }
 
-fn round_trip_of(ctx: &Ctx, len: usize) -> Result<(), Failure> {
+fn round_trip_of(ctx: &Ctx, len: usize) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     let data = blob::random(&mut ctx.rng(), len);
     check::save(ctx, &*p, &data, "large blob")?;
@@ -144,17 +145,17 @@ fn round_trip_of(ctx: &Ctx, len: usize) -> Result<(), Failure> {
 }
 
 /// A 1 MiB random blob round-trips.
-pub fn round_trip_1mib(ctx: &Ctx) -> Result<(), Failure> {
+pub fn round_trip_1mib(ctx: &Ctx) -> Result<(), Stop> {
     round_trip_of(ctx, 1 << 20)
 }
 
 /// An 8 MiB random blob round-trips.
-pub fn round_trip_8mib(ctx: &Ctx) -> Result<(), Failure> {
+pub fn round_trip_8mib(ctx: &Ctx) -> Result<(), Stop> {
     round_trip_of(ctx, 8 << 20)
 }
 
 /// A short save after a long one leaves no tail of the long one.
-pub fn save_replaces_whole_blob(ctx: &Ctx) -> Result<(), Failure> {
+pub fn save_replaces_whole_blob(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     let mut rng = ctx.rng();
     let long = blob::random(&mut rng, 64 * 1024);
@@ -165,7 +166,7 @@ pub fn save_replaces_whole_blob(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// `delete` answers true when something was stored, then false.
-pub fn delete_true_then_false(ctx: &Ctx) -> Result<(), Failure> {
+pub fn delete_true_then_false(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     check::save(ctx, &*p, b"to be deleted", "before delete")?;
     check::deletes(ctx, &*p, true, "first delete after a save")?;
@@ -173,13 +174,13 @@ pub fn delete_true_then_false(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// `delete` of a never-saved slot answers false.
-pub fn delete_absent_is_false(ctx: &Ctx) -> Result<(), Failure> {
+pub fn delete_absent_is_false(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     check::deletes(ctx, &*p, false, "delete on a fresh slot")
 }
 
 /// After a delete, load answers `None`.
-pub fn load_after_delete_is_none(ctx: &Ctx) -> Result<(), Failure> {
+pub fn load_after_delete_is_none(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     check::save(ctx, &*p, b"to be deleted", "before delete")?;
     ctx.ok("delete", p.delete())?;
@@ -187,7 +188,7 @@ pub fn load_after_delete_is_none(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Saving after a delete works and stores the new blob.
-pub fn save_after_delete(ctx: &Ctx) -> Result<(), Failure> {
+pub fn save_after_delete(ctx: &Ctx) -> Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     check::save(ctx, &*p, b"first", "before delete")?;
     ctx.ok("delete", p.delete())?;
@@ -196,7 +197,7 @@ pub fn save_after_delete(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Two names are two slots: saves and deletes in one are invisible in the other.
-pub fn isolation_by_name(ctx: &Ctx) -> Result<(), Failure> {
+pub fn isolation_by_name(ctx: &Ctx) -> Result<(), Stop> {
     let (_, a) = ctx.fresh()?;
     let (_, b) = ctx.fresh()?;
     check::save(ctx, &*a, b"blob of slot A", "slot A")?;
@@ -213,7 +214,7 @@ pub fn isolation_by_name(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Two handles on one slot see each other's latest saves (no stale per-handle copy).
-pub fn handles_share_slot(ctx: &Ctx) -> Result<(), Failure> {
+pub fn handles_share_slot(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let first = ctx.plugin(&ns)?;
     let second = ctx.plugin(&ns)?;
@@ -246,7 +247,7 @@ pub fn handles_share_slot(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// The blob outlives the handle that saved it.
-pub fn saved_blob_outlives_handle(ctx: &Ctx) -> Result<(), Failure> {
+pub fn saved_blob_outlives_handle(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let saver = ctx.plugin(&ns)?;
     check::save(

@@ -7,9 +7,10 @@ use identity_cache_persistence::ErrorKind;
 
 use crate::{
     blob,
-    case::{Case, Failure, Need},
+    case::{Case, Need},
     cases::{kill, lock},
     ctx::Ctx,
+    failure::Stop,
 };
 
 /// How long after its holder died the lock must be free again (PROTOCOL.md, section 4;
@@ -41,7 +42,7 @@ pub const CASES: &[Case] = &[
 /// Rounds of saves, each by a worker killed inside its save (kills aimed as `cases/kill.rs`
 /// describes); after each kill what is stored must be the old blob or the new one, whole.
 /// Many rounds, because one kill hits the torn-write window only sometimes.
-pub fn kill_during_save_leaves_whole_blob(ctx: &Ctx) -> Result<(), Failure> {
+pub fn kill_during_save_leaves_whole_blob(ctx: &Ctx) -> Result<(), Stop> {
     // Thorough: four times the strata, so windows a quarter as long are hit.
     let rounds = if ctx.thorough() { 192 } else { 48 };
     let len = ctx.size_up_to(kill::KILL_BLOB_LEN);
@@ -52,7 +53,7 @@ pub fn kill_during_save_leaves_whole_blob(ctx: &Ctx) -> Result<(), Failure> {
 /// Kill the lock holder; the lock must be free within [`RECOVERY_BOUND`] (plus
 /// [`RECOVERY_SLACK`]): granted late is as wrong as not granted, and a plugin that ignores
 /// the wait it is given would otherwise pass however slowly it recovers.
-pub fn killed_holder_frees_lock(ctx: &Ctx) -> Result<(), Failure> {
+pub fn killed_holder_frees_lock(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let local = ctx.plugin(&ns)?;
     let mut worker = ctx.worker(&ns)?;

@@ -6,12 +6,7 @@ use std::time::Duration;
 use identity_cache_persistence::ErrorKind;
 
 use crate::{
-    blob,
-    case::{Case, Failure},
-    cases::check,
-    ctx::Ctx,
-    factory::Fault,
-    run::skip,
+    blob, case::Case, cases::check, ctx::Ctx, factory::Fault, failure::Stop, failure::skip,
 };
 
 /// The fault cases: for each fault, one case for the kind and one for the kept blob.
@@ -68,7 +63,7 @@ struct Attempt {
 }
 
 /// Saves an original blob, injects `fault`, tries to save a new blob, clears the fault.
-fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Failure> {
+fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Stop> {
     let (ns, p) = ctx.fresh()?;
     let mut rng = ctx.rng();
     let original = blob::random(&mut rng, ctx.size_up_to(1024));
@@ -96,7 +91,7 @@ fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Failure> {
 }
 
 /// Injects `fault` through the factory's hook; a hook the factory lacks makes the case skip.
-fn inject(ctx: &Ctx, ns: &crate::Namespace, fault: Fault) -> Result<(), Failure> {
+fn inject(ctx: &Ctx, ns: &crate::Namespace, fault: Fault) -> Result<(), Stop> {
     match ctx.factory().inject_fault(ns, fault) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotSupported => Err(skip(format!(
@@ -111,7 +106,7 @@ fn inject(ctx: &Ctx, ns: &crate::Namespace, fault: Fault) -> Result<(), Failure>
     }
 }
 
-fn kind_case(ctx: &Ctx, fault: Fault, kind: ErrorKind) -> Result<(), Failure> {
+fn kind_case(ctx: &Ctx, fault: Fault, kind: ErrorKind) -> Result<(), Stop> {
     let a = attempt(ctx, fault)?;
     check::kind(
         ctx,
@@ -121,7 +116,7 @@ fn kind_case(ctx: &Ctx, fault: Fault, kind: ErrorKind) -> Result<(), Failure> {
     )
 }
 
-fn keeps_case(ctx: &Ctx, fault: Fault) -> Result<(), Failure> {
+fn keeps_case(ctx: &Ctx, fault: Fault) -> Result<(), Stop> {
     let a = attempt(ctx, fault)?;
     if a.result.is_ok() {
         // The save claims success; then the new blob must be there, which `kind` cases
@@ -143,7 +138,7 @@ fn keeps_case(ctx: &Ctx, fault: Fault) -> Result<(), Failure> {
 }
 
 /// Storage unreachable: `StorageUnavailable`.
-pub fn storage_unavailable_kind(ctx: &Ctx) -> Result<(), Failure> {
+pub fn storage_unavailable_kind(ctx: &Ctx) -> Result<(), Stop> {
     kind_case(
         ctx,
         Fault::StorageUnavailable,
@@ -152,7 +147,7 @@ pub fn storage_unavailable_kind(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Storage unreachable: a load is an error, not "nothing stored".
-pub fn storage_unavailable_load_kind(ctx: &Ctx) -> Result<(), Failure> {
+pub fn storage_unavailable_load_kind(ctx: &Ctx) -> Result<(), Stop> {
     let (ns, p) = ctx.fresh()?;
     check::setup_save(&*p, b"{\"stored before the fault\": true}", "original blob")?;
     inject(ctx, &ns, Fault::StorageUnavailable)?;
@@ -177,26 +172,26 @@ pub fn storage_unavailable_load_kind(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Storage unreachable: nothing lost.
-pub fn storage_unavailable_keeps_blob(ctx: &Ctx) -> Result<(), Failure> {
+pub fn storage_unavailable_keeps_blob(ctx: &Ctx) -> Result<(), Stop> {
     keeps_case(ctx, Fault::StorageUnavailable)
 }
 
 /// Access refused: `AccessDenied`.
-pub fn access_denied_kind(ctx: &Ctx) -> Result<(), Failure> {
+pub fn access_denied_kind(ctx: &Ctx) -> Result<(), Stop> {
     kind_case(ctx, Fault::AccessDenied, ErrorKind::AccessDenied)
 }
 
 /// Access refused: nothing lost.
-pub fn access_denied_keeps_blob(ctx: &Ctx) -> Result<(), Failure> {
+pub fn access_denied_keeps_blob(ctx: &Ctx) -> Result<(), Stop> {
     keeps_case(ctx, Fault::AccessDenied)
 }
 
 /// Disk full: `StorageFull`.
-pub fn disk_full_kind(ctx: &Ctx) -> Result<(), Failure> {
+pub fn disk_full_kind(ctx: &Ctx) -> Result<(), Stop> {
     kind_case(ctx, Fault::DiskFull, ErrorKind::StorageFull)
 }
 
 /// Disk full: nothing lost.
-pub fn disk_full_keeps_blob(ctx: &Ctx) -> Result<(), Failure> {
+pub fn disk_full_keeps_blob(ctx: &Ctx) -> Result<(), Stop> {
     keeps_case(ctx, Fault::DiskFull)
 }

@@ -5,11 +5,12 @@ use identity_cache_persistence::ErrorKind;
 
 use crate::{
     blob,
-    case::{Case, Failure, Need},
+    case::{Case, Need},
     cases::check,
     ctx::Ctx,
     factory::Namespace,
-    run::skip,
+    failure::Stop,
+    failure::skip,
 };
 
 /// Largest `max_size` the suite will actually allocate a blob of.
@@ -55,7 +56,7 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-fn max_size(ctx: &Ctx) -> Result<usize, Failure> {
+fn max_size(ctx: &Ctx) -> Result<usize, Stop> {
     match ctx.caps().max_size {
         Some(max) if max <= LARGEST_CHECKED => Ok(max),
         Some(max) => Err(skip(format!(
@@ -66,7 +67,7 @@ fn max_size(ctx: &Ctx) -> Result<usize, Failure> {
 }
 
 /// `save` of `max_size + 1` bytes answers `TooLarge`.
-pub fn oversized_is_too_large(ctx: &Ctx) -> Result<(), Failure> {
+pub fn oversized_is_too_large(ctx: &Ctx) -> Result<(), Stop> {
     let max = max_size(ctx)?;
     let (_, p) = ctx.fresh()?;
     let big = blob::random(&mut ctx.rng(), max + 1);
@@ -79,7 +80,7 @@ pub fn oversized_is_too_large(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// A refused oversized save leaves the previous blob.
-pub fn oversized_keeps_blob(ctx: &Ctx) -> Result<(), Failure> {
+pub fn oversized_keeps_blob(ctx: &Ctx) -> Result<(), Stop> {
     let max = max_size(ctx)?;
     let (_, p) = ctx.fresh()?;
     let mut rng = ctx.rng();
@@ -90,7 +91,7 @@ pub fn oversized_keeps_blob(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Exactly `max_size` bytes are accepted.
-pub fn max_size_accepted(ctx: &Ctx) -> Result<(), Failure> {
+pub fn max_size_accepted(ctx: &Ctx) -> Result<(), Stop> {
     let max = max_size(ctx)?;
     let (_, p) = ctx.fresh()?;
     let data = blob::random(&mut ctx.rng(), max);
@@ -101,7 +102,7 @@ pub fn max_size_accepted(ctx: &Ctx) -> Result<(), Failure> {
 /// Saves a blob and corrupts it with the factory's hook (skips without the hook).
 fn corrupted(
     ctx: &Ctx,
-) -> Result<std::sync::Arc<dyn identity_cache_persistence::CachePersistence>, Failure> {
+) -> Result<std::sync::Arc<dyn identity_cache_persistence::CachePersistence>, Stop> {
     let (ns, p) = ctx.fresh()?;
     check::setup_save(&*p, b"{\"about to be corrupted\": true}", "save")?;
     match ctx.factory().corrupt_stored_data(&ns) {
@@ -118,7 +119,7 @@ fn corrupted(
 }
 
 /// Corrupt stored data loads as `CorruptData`.
-pub fn corrupt_is_corrupt_data(ctx: &Ctx) -> Result<(), Failure> {
+pub fn corrupt_is_corrupt_data(ctx: &Ctx) -> Result<(), Stop> {
     let p = corrupted(ctx)?;
     check::kind(
         ctx,
@@ -129,7 +130,7 @@ pub fn corrupt_is_corrupt_data(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Corrupt data is not silently replaced or removed by a load.
-pub fn corrupt_left_in_place(ctx: &Ctx) -> Result<(), Failure> {
+pub fn corrupt_left_in_place(ctx: &Ctx) -> Result<(), Stop> {
     let p = corrupted(ctx)?;
     let _ = p.load();
     check::kind(
@@ -141,7 +142,7 @@ pub fn corrupt_left_in_place(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// Invalid names are refused when the plugin is created or, at the latest, on first use.
-pub fn invalid_names_refused(ctx: &Ctx) -> Result<(), Failure> {
+pub fn invalid_names_refused(ctx: &Ctx) -> Result<(), Stop> {
     let base = ctx.namespace()?;
     let bad = [
         String::new(),

@@ -44,9 +44,9 @@ use identity_cache_persistence::CachePersistence;
 
 use crate::{
     blob,
-    case::Failure,
     ctx::Ctx,
     factory::{Namespace, Worker},
+    failure::Stop,
 };
 
 /// The size of the blobs the killed workers save: big enough that writing it takes real
@@ -105,7 +105,7 @@ fn save_killed(
     worker: Box<dyn Worker>,
     data: Vec<u8>,
     delay: Duration,
-) -> Result<Outcome, Failure> {
+) -> Result<Outcome, Stop> {
     let pid = worker.pid();
     let done = Arc::new(AtomicBool::new(false));
     let finished = Arc::clone(&done);
@@ -152,7 +152,7 @@ pub fn killed_saves(
     len: usize,
     rounds: usize,
     starting: impl Fn(u64),
-) -> Result<(), Failure> {
+) -> Result<(), Stop> {
     let mut timer = KillTimer::new(rounds, ctx.rng());
     let mut last_seen = 0;
     let mut recent = VecDeque::with_capacity(CALIBRATION_SAVES);
@@ -195,7 +195,7 @@ pub fn killed_saves(
 
 /// How long `worker` takes to save `data`, timed from the moment its request was sent,
 /// as the kills are.
-fn save_time(ctx: &Ctx, worker: &dyn Worker, data: &[u8]) -> Result<Duration, Failure> {
+fn save_time(ctx: &Ctx, worker: &dyn Worker, data: &[u8]) -> Result<Duration, Stop> {
     let mut sent = Instant::now();
     ctx.ok(
         &format!("a calibration save of {} by a worker", blob::describe(data)),
@@ -213,8 +213,8 @@ fn with_workers(
     ctx: &Ctx,
     ns: &Namespace,
     rounds: usize,
-    mut round: impl FnMut(usize, Box<dyn Worker>) -> Result<Option<Box<dyn Worker>>, Failure>,
-) -> Result<(), Failure> {
+    mut round: impl FnMut(usize, Box<dyn Worker>) -> Result<Option<Box<dyn Worker>>, Stop>,
+) -> Result<(), Stop> {
     thread::scope(|scope| {
         let mut next = Some(scope.spawn(|| ctx.worker(ns)));
         let mut spare = None;

@@ -17,9 +17,10 @@ use identity_cache_persistence::{CachePersistence, ErrorKind, LockGuard, Result}
 
 use crate::{
     blob,
-    case::{Case, Failure, Need},
+    case::{Case, Need},
     cases::check,
     ctx::Ctx,
+    failure::Stop,
 };
 
 /// How long a lock that must be granted may take (generous: CI machines are slow).
@@ -119,7 +120,7 @@ pub fn timed_lock(
     p: &Arc<dyn CachePersistence>,
     wait: Duration,
     what: &str,
-) -> std::result::Result<(Result<LockGuard>, Duration), Failure> {
+) -> std::result::Result<(Result<LockGuard>, Duration), Stop> {
     let p = Arc::clone(p);
     ctx.within(wait + HANG, what, move || {
         let started = Instant::now();
@@ -133,7 +134,7 @@ pub fn take(
     ctx: &Ctx,
     p: &Arc<dyn CachePersistence>,
     what: &str,
-) -> std::result::Result<LockGuard, Failure> {
+) -> std::result::Result<LockGuard, Stop> {
     let (result, _) = timed_lock(ctx, p, GRANT, what)?;
     result.map_err(|e| {
         ctx.fail(
@@ -144,11 +145,7 @@ pub fn take(
 }
 
 /// A request that must time out because the lock is held.
-fn refused(
-    ctx: &Ctx,
-    p: &Arc<dyn CachePersistence>,
-    what: &str,
-) -> std::result::Result<(), Failure> {
+fn refused(ctx: &Ctx, p: &Arc<dyn CachePersistence>, what: &str) -> std::result::Result<(), Stop> {
     refused_after(ctx, p, SHORT_WAIT, what)
 }
 
@@ -158,7 +155,7 @@ fn refused_after(
     p: &Arc<dyn CachePersistence>,
     wait: Duration,
     what: &str,
-) -> std::result::Result<(), Failure> {
+) -> std::result::Result<(), Stop> {
     let (result, elapsed) = timed_lock(ctx, p, wait, what)?;
     match result {
         Err(e) if e.kind() == ErrorKind::LockTimeout => Ok(()),
@@ -174,7 +171,7 @@ fn refused_after(
 }
 
 /// Handle B cannot take the lock handle A holds.
-pub fn excludes_other_handle(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn excludes_other_handle(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let a = ctx.plugin(&ns)?;
     let b = ctx.plugin(&ns)?;
@@ -185,7 +182,7 @@ pub fn excludes_other_handle(ctx: &Ctx) -> std::result::Result<(), Failure> {
 }
 
 /// Threads hammering the lock never overlap in the critical section.
-pub fn excludes_across_threads(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn excludes_across_threads(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let threads = 4;
     let rounds = if ctx.thorough() { 100 } else { 15 };
@@ -238,7 +235,7 @@ pub fn excludes_across_threads(ctx: &Ctx) -> std::result::Result<(), Failure> {
 }
 
 /// The holder cannot take the lock again.
-pub fn not_reentrant(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn not_reentrant(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     let guard = take(ctx, &p, "first lock")?;
     let result = refused(ctx, &p, "second lock by the holding handle");
@@ -247,7 +244,7 @@ pub fn not_reentrant(ctx: &Ctx) -> std::result::Result<(), Failure> {
 }
 
 /// A request for a held lock does not return before its wait ran out.
-pub fn waits_before_timeout(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn waits_before_timeout(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let a = ctx.plugin(&ns)?;
     let b = ctx.plugin(&ns)?;
@@ -269,7 +266,7 @@ pub fn waits_before_timeout(ctx: &Ctx) -> std::result::Result<(), Failure> {
 }
 
 /// A timed-out request ends with `LockTimeout` within the margin.
-pub fn timeout_is_bounded(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn timeout_is_bounded(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let a = ctx.plugin(&ns)?;
     let b = ctx.plugin(&ns)?;
@@ -294,7 +291,7 @@ pub fn timeout_is_bounded(ctx: &Ctx) -> std::result::Result<(), Failure> {
 }
 
 /// A zero wait is a single try: granted when free, `LockTimeout` at once when held.
-pub fn zero_wait_tries_once(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn zero_wait_tries_once(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let a = ctx.plugin(&ns)?;
     let b = ctx.plugin(&ns)?;
@@ -320,7 +317,7 @@ pub fn zero_wait_tries_once(ctx: &Ctx) -> std::result::Result<(), Failure> {
 }
 
 /// Dropping the guard frees the lock for others.
-pub fn release_on_drop(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn release_on_drop(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let a = ctx.plugin(&ns)?;
     let b = ctx.plugin(&ns)?;
@@ -341,7 +338,7 @@ pub fn release_on_drop(ctx: &Ctx) -> std::result::Result<(), Failure> {
 }
 
 /// `release()` answers Ok and frees the lock.
-pub fn release_explicit(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn release_explicit(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let a = ctx.plugin(&ns)?;
     let b = ctx.plugin(&ns)?;
@@ -363,7 +360,7 @@ pub fn release_explicit(ctx: &Ctx) -> std::result::Result<(), Failure> {
 }
 
 /// A blocked waiter gets the lock once the holder lets go.
-pub fn waiter_enters_after_release(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn waiter_enters_after_release(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let a = ctx.plugin(&ns)?;
     let b = ctx.plugin(&ns)?;
@@ -398,7 +395,7 @@ pub fn waiter_enters_after_release(ctx: &Ctx) -> std::result::Result<(), Failure
 }
 
 /// A lock held by another process excludes this one until it is released.
-pub fn excludes_other_process(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn excludes_other_process(ctx: &Ctx) -> std::result::Result<(), Stop> {
     excluded_by_worker(ctx, SHORT_WAIT)
 }
 
@@ -410,13 +407,13 @@ const LONG_WAIT: Duration = Duration::from_millis(5500);
 
 /// A worker process holds the lock and stays alive: a wait here of [`LONG_WAIT`] ends in
 /// `LockTimeout`.
-pub fn live_holder_kept_through_long_wait(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn live_holder_kept_through_long_wait(ctx: &Ctx) -> std::result::Result<(), Stop> {
     excluded_by_worker(ctx, LONG_WAIT)
 }
 
 /// A worker process takes the lock; a wait of `wait` here ends in `LockTimeout`; once the
 /// worker releases, this process takes the lock.
-fn excluded_by_worker(ctx: &Ctx, wait: Duration) -> std::result::Result<(), Failure> {
+fn excluded_by_worker(ctx: &Ctx, wait: Duration) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let local = ctx.plugin(&ns)?;
     let mut worker = ctx.worker(&ns)?;
@@ -443,7 +440,7 @@ fn excluded_by_worker(ctx: &Ctx, wait: Duration) -> std::result::Result<(), Fail
 }
 
 /// A lock held here excludes another process.
-pub fn excluded_by_this_process(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn excluded_by_this_process(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let local = ctx.plugin(&ns)?;
     let mut worker = ctx.worker(&ns)?;
@@ -470,7 +467,7 @@ pub fn excluded_by_this_process(ctx: &Ctx) -> std::result::Result<(), Failure> {
 }
 
 /// Without a declared lock, `lock` answers `NotSupported`.
-pub fn refused_when_not_declared(ctx: &Ctx) -> std::result::Result<(), Failure> {
+pub fn refused_when_not_declared(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let (_, p) = ctx.fresh()?;
     let (result, _) = timed_lock(ctx, &p, SHORT_WAIT, "lock")?;
     check::kind(

@@ -13,11 +13,7 @@ use proptest::{
 };
 use proptest_state_machine::ReferenceStateMachine;
 
-use crate::{
-    blob,
-    case::{Case, Failure},
-    ctx::Ctx,
-};
+use crate::{blob, case::Case, ctx::Ctx, failure::Stop};
 
 /// Handles per sequence: two, so that sequences also check what one handle sees of the other.
 pub const HANDLES: usize = 2;
@@ -287,7 +283,7 @@ impl Sut<'_> {
 }
 
 /// Runs `config.cases` generated sequences (seeded from the run seed) against the plugin.
-pub fn sequences_match_model(ctx: &Ctx) -> Result<(), Failure> {
+pub fn sequences_match_model(ctx: &Ctx) -> Result<(), Stop> {
     let config = ProptestConfig {
         cases: ctx.config().cases,
         // A library suite must not write regression files next to its caller's sources.
@@ -305,7 +301,9 @@ pub fn sequences_match_model(ctx: &Ctx) -> Result<(), Failure> {
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
     let strategy = CacheModel::sequential_strategy(1..MAX_STEPS);
     let result = runner.run(&strategy, |(initial, steps, seen)| {
-        let ns = ctx.namespace().map_err(|f| TestCaseError::fail(f.actual))?;
+        let ns = ctx
+            .namespace()
+            .map_err(|f| TestCaseError::fail(stopped(f)))?;
         // Created side by side: for plugins served out of process, starting the processes
         // dominates the run time of a sequence.
         let created: Vec<_> = std::thread::scope(|s| {
@@ -321,7 +319,7 @@ pub fn sequences_match_model(ctx: &Ctx) -> Result<(), Failure> {
         });
         let mut handles = Vec::new();
         for handle in created {
-            handles.push(handle.map_err(|f| TestCaseError::fail(f.actual))?);
+            handles.push(handle.map_err(|f| TestCaseError::fail(stopped(f)))?);
         }
         let mut sut = Sut {
             ctx,
@@ -371,5 +369,13 @@ pub fn sequences_match_model(ctx: &Ctx) -> Result<(), Failure> {
         Err(TestError::Abort(reason)) => {
             Err(ctx.fail("the property run completes", format!("aborted: {reason}")))
         }
+    }
+}
+
+/// What a stopped step says, for proptest's failure message.
+fn stopped(stop: Stop) -> String {
+    match stop {
+        Stop::Failed(failure) => failure.actual,
+        Stop::Skipped(reason) => reason,
     }
 }

@@ -5,12 +5,7 @@
 
 use identity_cache_persistence::MAX_NAME_LEN;
 
-use crate::{
-    case::{Case, Failure},
-    cases::check,
-    ctx::Ctx,
-    factory::Namespace,
-};
+use crate::{case::Case, cases::check, ctx::Ctx, factory::Namespace, failure::Stop};
 
 /// The name cases.
 pub const CASES: &[Case] = &[
@@ -38,7 +33,7 @@ fn padding_to(base: &Namespace, len: usize, fill: char) -> String {
 }
 
 /// Each name: save, load, lock (when declared) while saving again, load, delete.
-pub fn every_valid_name_works(ctx: &Ctx) -> Result<(), Failure> {
+pub fn every_valid_name_works(ctx: &Ctx) -> Result<(), Stop> {
     let base = ctx.namespace()?;
     let suffixes = [
         padding_to(&base, MAX_NAME_LEN, 'x'),
@@ -78,7 +73,7 @@ pub fn every_valid_name_works(ctx: &Ctx) -> Result<(), Failure> {
 /// Pairs of names in one directory: equal but for the last byte at the length limit,
 /// and a name and its extension (`msal.cache`, `msal.cache.nocae`). Each saves, the other
 /// must not see it, and deleting one leaves the other.
-pub fn long_common_prefix_isolated(ctx: &Ctx) -> Result<(), Failure> {
+pub fn long_common_prefix_isolated(ctx: &Ctx) -> Result<(), Stop> {
     let base = ctx.namespace()?;
     let long = padding_to(&base, MAX_NAME_LEN - 1, 'p');
     let pairs = [

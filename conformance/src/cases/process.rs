@@ -19,13 +19,14 @@ use identity_cache_persistence::{CachePersistence, LockGuard};
 
 use crate::{
     blob,
-    case::{Case, Failure, Need},
+    case::{Case, Need},
     cases::{
         crash::{RECOVERY_BOUND, RECOVERY_SLACK},
         kill,
     },
     ctx::Ctx,
     factory::Worker,
+    failure::Stop,
 };
 
 /// How long each waiter holds the recovered lock in `crash::dead_holder_recovered_by_one_waiter`.
@@ -52,7 +53,7 @@ pub const CASES: &[Case] = &[
 ///
 /// Recovering a dead holder's lock is where lock implementations break: two waiters that
 /// both judge the lock stale must not both break it and both enter.
-pub fn dead_holder_recovered_by_one_waiter(ctx: &Ctx) -> Result<(), Failure> {
+pub fn dead_holder_recovered_by_one_waiter(ctx: &Ctx) -> Result<(), Stop> {
     let ns = ctx.namespace()?;
     let mut holder = ctx.worker(&ns)?;
     let waiters = [ctx.worker(&ns)?, ctx.worker(&ns)?];
@@ -136,7 +137,7 @@ pub fn dead_holder_recovered_by_one_waiter(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// `crash::kill_during_save_racing_reader`.
-pub fn kill_during_save_racing_reader(ctx: &Ctx) -> Result<(), Failure> {
+pub fn kill_during_save_racing_reader(ctx: &Ctx) -> Result<(), Stop> {
     // Thorough: four times the strata, so windows a quarter as long are hit.
     let rounds = if ctx.thorough() { 192 } else { 48 };
     let len = ctx.size_up_to(kill::KILL_BLOB_LEN);
@@ -226,7 +227,7 @@ fn lock(
     plugin: &dyn CachePersistence,
     wait: Duration,
     what: &str,
-) -> Result<LockGuard, Failure> {
+) -> Result<LockGuard, Stop> {
     plugin.lock(wait).map_err(|e| {
         ctx.fail(
             format!("{what} succeeds within {wait:?}"),

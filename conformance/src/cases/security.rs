@@ -11,10 +11,11 @@ use identity_cache_persistence::{CachePersistence, Error};
 
 use crate::{
     blob,
-    case::{Case, Failure, Need},
+    case::{Case, Need},
     cases::{check, lock},
     ctx::Ctx,
     factory::Fault,
+    failure::Stop,
 };
 
 /// The security cases.
@@ -184,7 +185,7 @@ fn exercise(
     ctx: &Ctx,
     p: &Arc<dyn CachePersistence>,
     data: &[u8],
-) -> Result<Option<identity_cache_persistence::LockGuard>, Failure> {
+) -> Result<Option<identity_cache_persistence::LockGuard>, Stop> {
     check::save(ctx, &**p, data, "save")?;
     ctx.ok("load", p.load())?;
     let _ = p.version();
@@ -195,7 +196,7 @@ fn exercise(
 }
 
 /// Files the plugin creates are 0600 or stricter under umask 022.
-pub fn files_private(ctx: &Ctx) -> Result<(), Failure> {
+pub fn files_private(ctx: &Ctx) -> Result<(), Stop> {
     let _umask = Umask::set_022();
     let (ns, p) = ctx.fresh()?;
     let guard = exercise(ctx, &p, b"{\"file modes\": true}")?;
@@ -217,7 +218,7 @@ pub fn files_private(ctx: &Ctx) -> Result<(), Failure> {
 /// Directories the plugin creates are 0700 or stricter under umask 022. The namespace
 /// directory is removed first, so a plugin that keeps files there creates it itself, as
 /// it would create a missing cache directory (see [`Namespace`](crate::Namespace)).
-pub fn dirs_private(ctx: &Ctx) -> Result<(), Failure> {
+pub fn dirs_private(ctx: &Ctx) -> Result<(), Stop> {
     let _umask = Umask::set_022();
     let ns = ctx.namespace()?;
     // Missing, so that a plugin keeping its files there creates it (and shows its mode).
@@ -250,7 +251,7 @@ pub fn dirs_private(ctx: &Ctx) -> Result<(), Failure> {
 }
 
 /// With encryption declared, no file contains the blob in a recognizable form.
-pub fn no_plaintext_at_rest(ctx: &Ctx) -> Result<(), Failure> {
+pub fn no_plaintext_at_rest(ctx: &Ctx) -> Result<(), Stop> {
     let data = secret(ctx);
     let forms = leak_forms(&data);
     let (ns, p) = ctx.fresh()?;
@@ -289,11 +290,11 @@ fn form_name(forms: &[String], form: &str) -> &'static str {
 }
 
 /// `Debug` of the plugin, after it saved and loaded the blob, does not contain it.
-pub fn blob_not_in_debug(ctx: &Ctx) -> Result<(), Failure> {
+pub fn blob_not_in_debug(ctx: &Ctx) -> Result<(), Stop> {
     if !ctx.factory().in_process() {
         // Passing here would prove nothing: the Debug output would be the suite's own
         // client's. The process's stderr is checked by `blob_not_in_logs`.
-        return Err(crate::run::skip(
+        return Err(crate::failure::skip(
             "a plugin process has no Debug output of its own (its stderr is checked by security::blob_not_in_logs)",
         ));
     }
@@ -325,7 +326,7 @@ pub fn blob_not_in_debug(ctx: &Ctx) -> Result<(), Failure> {
 
 /// Errors provoked while the blob is stored (timeouts, refusals, corrupt data, faults,
 /// oversize) do not mention it.
-pub fn blob_not_in_errors(ctx: &Ctx) -> Result<(), Failure> {
+pub fn blob_not_in_errors(ctx: &Ctx) -> Result<(), Stop> {
     let data = secret(ctx);
     let forms = leak_forms(&data);
     let (ns, p) = ctx.fresh()?;
@@ -383,7 +384,7 @@ pub fn blob_not_in_errors(ctx: &Ctx) -> Result<(), Failure> {
         errors.push(("load of corrupt data".into(), e));
     }
     if errors.is_empty() {
-        return Err(crate::run::skip(
+        return Err(crate::failure::skip(
             "no error could be provoked (no lock timeout, no declared limits, no factory hooks)",
         ));
     }
@@ -413,11 +414,11 @@ pub fn blob_not_in_errors(ctx: &Ctx) -> Result<(), Failure> {
 /// Logs written while the plugin saves, loads, locks, times out, deletes and fails do not
 /// contain the blob. Calls run on this thread, where the log capture sees them; plugin
 /// processes are started and ended inside the capture, so all of their stderr is seen.
-pub fn blob_not_in_logs(ctx: &Ctx) -> Result<(), Failure> {
+pub fn blob_not_in_logs(ctx: &Ctx) -> Result<(), Stop> {
     let data = secret(ctx);
     let forms = leak_forms(&data);
     let caps = *ctx.caps();
-    let (outcome, logs) = crate::log_capture::capture(|| -> Result<(), Failure> {
+    let (outcome, logs) = crate::log_capture::capture(|| -> Result<(), Stop> {
         let (ns, p) = ctx.fresh()?;
         let other = ctx.plugin(&ns)?;
         check::save(ctx, &*p, &data, "save")?;

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Outcome, Report};
-use crate::case::Failure;
+use crate::failure::Failure;
 
 /// Renders `report` as pretty-printed JSON:
 /// `{plugin, description, seed, property_cases, thorough, passed, totals, cases: [{name,

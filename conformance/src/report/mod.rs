@@ -6,7 +6,7 @@ mod junit;
 
 use std::time::Duration;
 
-use crate::case::Failure;
+use crate::failure::Failure;
 
 pub use human::render as human;
 pub use json::render as json;
