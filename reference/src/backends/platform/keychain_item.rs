@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::{error::Result, name::utf8_cache_name};
 
 /// The service (`kSecAttrService`) of the token cache item of every Azure SDK.
 pub const KEYCHAIN_SERVICE: &str = "Microsoft.Developer.IdentityService";
@@ -51,20 +51,9 @@ impl KeychainAccount {
     /// The account for the cache at `cache_path` (its file name is the cache name).
     ///
     /// A path without a file name, or one that is not UTF-8 (Keychain attributes are
-    /// strings): [`InvalidName`](ErrorKind::InvalidName).
+    /// strings): [`InvalidName`](crate::ErrorKind::InvalidName).
     pub fn account_for_path(self, cache_path: &Path) -> Result<String> {
-        let name = cache_path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidName,
-                    format!(
-                        "the cache name in {} is missing or not UTF-8; Keychain attributes are strings",
-                        cache_path.display()
-                    ),
-                )
-            })?;
+        let name = utf8_cache_name(cache_path, "Keychain")?;
         Ok(self.account(name))
     }
 }
@@ -72,6 +61,7 @@ impl KeychainAccount {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn accounts() {

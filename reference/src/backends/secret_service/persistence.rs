@@ -14,7 +14,8 @@ use super::{
 };
 use crate::{
     backends::platform::{SecretStorePersistence, forward_persistence, validate_store},
-    error::{Error, ErrorKind, Result},
+    error::Result,
+    name::utf8_cache_name,
 };
 
 /// The token cache in a Secret Service item (gnome-keyring, KWallet, KeePassXC), laid out
@@ -68,19 +69,7 @@ impl SecretServicePersistence {
     /// ```
     pub fn new(cache_path: impl Into<PathBuf>, profile: KeyringProfile) -> Result<Self> {
         let cache_path = cache_path.into();
-        let cache_name = cache_path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidName,
-                    format!(
-                        "the cache name in {} is not UTF-8; Secret Service attributes are strings",
-                        cache_path.display()
-                    ),
-                )
-            })?
-            .to_owned();
+        let cache_name = utf8_cache_name(&cache_path, "Secret Service")?.to_owned();
         let connector = Arc::new(Connector::new(BusAddress::Session));
         let item = SecretServiceItem::new(connector, profile, profile.layout(&cache_name));
         Ok(SecretServicePersistence {
