@@ -32,14 +32,34 @@ pub struct CachePlugin<P> {
     snapshot: Mutex<Snapshot>,
 }
 
-/// What this plugin last read or wrote, and the change token it had then.
+/// What this plugin last read or wrote, and the persistence's version then.
 #[derive(Default)]
 struct Snapshot {
-    /// `None` when the persistence cannot detect changes; `Some(None)` when it reported
-    /// that nothing was stored.
-    token: Option<Option<ChangeToken>>,
+    version: Version,
     data: Option<Vec<u8>>,
+    /// False until the first load, and while a save is under way (a failed save leaves
+    /// the stored blob unknown).
     valid: bool,
+    /// Moves whenever `data` is replaced; see [`CacheAccess::generation`].
+    generation: u64,
+}
+
+/// The persistence's change token, as this plugin saw it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+enum Version {
+    /// The persistence cannot detect changes: every access reloads.
+    #[default]
+    Undetectable,
+    /// Nothing was stored.
+    Nothing,
+    /// This token.
+    Token(ChangeToken),
+}
+
+impl Version {
+    fn of(token: Option<ChangeToken>) -> Self {
+        token.map_or(Version::Nothing, Version::Token)
+    }
 }
 
 impl<P: CachePersistence> CachePlugin<P> {
@@ -75,34 +95,43 @@ impl<P: CachePersistence> CachePlugin<P> {
     pub fn begin(&self) -> Result<CacheAccess<'_, P>> {
         let guard = self.persistence.lock(self.lock_wait)?;
         let mut snapshot = self.snapshot();
-        let token = self.change_token()?;
-        let unchanged = snapshot.valid && token.is_some() && snapshot.token == token;
+        let version = self.version()?;
+        let unchanged =
+            snapshot.valid && version != Version::Undetectable && snapshot.version == version;
         if unchanged {
             tracing::trace!("token cache unchanged since last access");
         } else {
             tracing::debug!("reloading the token cache");
             snapshot.valid = false;
             snapshot.data = self.persistence.load()?;
-            snapshot.token = token;
+            snapshot.version = version;
+            snapshot.generation += 1;
             snapshot.valid = true;
         }
-        let data = snapshot.data.clone();
-        drop(snapshot);
-        Ok(CacheAccess {
-            plugin: self,
+        let held = DetachedAccess {
             guard,
-            data,
+            data: snapshot.data.clone(),
             changed: false,
-        })
+            generation: snapshot.generation,
+        };
+        drop(snapshot);
+        Ok(self.resume(held))
+    }
+
+    /// Attaches an access that was [detached](CacheAccess::detach) from this plugin again,
+    /// to save through it. An access detached from another plugin must not be resumed
+    /// here: its blob would be saved over this plugin's persistence.
+    pub fn resume(&self, held: DetachedAccess) -> CacheAccess<'_, P> {
+        CacheAccess { plugin: self, held }
     }
 
     /// Runs `f` on the current blob under the lock; saves what `f` leaves when it changed
     /// the blob (`None` stays "nothing to save").
     pub fn update<R>(&self, f: impl FnOnce(&mut Option<Vec<u8>>) -> R) -> Result<R> {
         let mut access = self.begin()?;
-        let mut data = access.data.clone();
+        let mut data = access.held.data.clone();
         let result = f(&mut data);
-        if data != access.data
+        if data != access.held.data
             && let Some(data) = data
         {
             access.set_data(data);
@@ -119,11 +148,11 @@ impl<P: CachePersistence> CachePlugin<P> {
         Ok(result)
     }
 
-    /// The current change token; `None` when the persistence cannot detect changes.
-    fn change_token(&self) -> Result<Option<Option<ChangeToken>>> {
+    /// The persistence's current version.
+    fn version(&self) -> Result<Version> {
         match self.persistence.version() {
-            Ok(token) => Ok(Some(token)),
-            Err(e) if e.kind() == ErrorKind::NotSupported => Ok(None),
+            Ok(token) => Ok(Version::of(token)),
+            Err(e) if e.kind() == ErrorKind::NotSupported => Ok(Version::Undetectable),
             Err(e) => Err(e),
         }
     }
@@ -150,26 +179,71 @@ impl<P: CachePersistence> fmt::Debug for CachePlugin<P> {
 #[must_use = "dropping the access releases the lock and discards changes; call commit"]
 pub struct CacheAccess<'a, P: CachePersistence> {
     plugin: &'a CachePlugin<P>,
+    held: DetachedAccess,
+}
+
+/// An access detached from its plugin ([`CacheAccess::detach`]): the lock stays held and
+/// the blob with it, with no borrow, so that it can cross an `await` or another thread.
+/// [`CachePlugin::resume`] attaches it again; dropping it releases the lock and discards
+/// changes.
+#[must_use = "dropping it releases the lock and discards changes; resume and commit it"]
+pub struct DetachedAccess {
     guard: LockGuard,
     data: Option<Vec<u8>>,
     changed: bool,
+    generation: u64,
 }
 
-impl<P: CachePersistence> CacheAccess<'_, P> {
+impl DetachedAccess {
     /// The blob as stored; `None` when nothing is stored.
     pub fn data(&self) -> Option<&[u8]> {
         self.data.as_deref()
     }
 
+    /// See [`CacheAccess::generation`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl fmt::Debug for DetachedAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DetachedAccess")
+            .field("len", &self.data.as_ref().map(Vec::len))
+            .field("changed", &self.changed)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: CachePersistence> CacheAccess<'_, P> {
+    /// The blob as stored; `None` when nothing is stored.
+    pub fn data(&self) -> Option<&[u8]> {
+        self.held.data()
+    }
+
+    /// Which content [`data`](Self::data) is: the number stays the same for as long as
+    /// the plugin neither reloads the blob (another process changed it) nor saves a new
+    /// one, so that what a caller derived from the blob (a parsed document) can be reused
+    /// while it is the same, with no copy of the blob to compare.
+    pub fn generation(&self) -> u64 {
+        self.held.generation
+    }
+
     /// Replaces the blob; it is saved by [`commit`](Self::commit).
     pub fn set_data(&mut self, data: Vec<u8>) {
-        self.data = Some(data);
-        self.changed = true;
+        self.held.data = Some(data);
+        self.held.changed = true;
     }
 
     /// Whether [`set_data`](Self::set_data) was called.
     pub fn has_changed(&self) -> bool {
-        self.changed
+        self.held.changed
+    }
+
+    /// Keeps the lock and the blob without borrowing the plugin; see [`DetachedAccess`].
+    pub fn detach(self) -> DetachedAccess {
+        self.held
     }
 
     /// After access: saves the blob when it was replaced, then releases the lock.
@@ -179,9 +253,13 @@ impl<P: CachePersistence> CacheAccess<'_, P> {
     pub fn commit(self) -> Result<()> {
         let CacheAccess {
             plugin,
-            guard,
-            data,
-            changed,
+            held:
+                DetachedAccess {
+                    guard,
+                    data,
+                    changed,
+                    ..
+                },
         } = self;
         let saved = match (changed, data) {
             (true, Some(data)) => plugin.save_and_remember(data),
@@ -197,8 +275,9 @@ impl<P: CachePersistence> CachePlugin<P> {
         let mut snapshot = self.snapshot();
         snapshot.valid = false;
         self.persistence.save(&data)?;
-        snapshot.token = self.change_token()?;
+        snapshot.version = self.version()?;
         snapshot.data = Some(data);
+        snapshot.generation += 1;
         snapshot.valid = true;
         Ok(())
     }
@@ -207,8 +286,7 @@ impl<P: CachePersistence> CachePlugin<P> {
 impl<P: CachePersistence> fmt::Debug for CacheAccess<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CacheAccess")
-            .field("len", &self.data.as_ref().map(Vec::len))
-            .field("changed", &self.changed)
+            .field("held", &self.held)
             .finish_non_exhaustive()
     }
 }

@@ -191,3 +191,54 @@ fn increment(data: &mut Option<Vec<u8>>) {
     let next = parse(data.as_deref()) + 1;
     *data = Some(next.to_string().into_bytes());
 }
+
+#[test]
+fn the_generation_moves_exactly_when_the_blob_is_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cache");
+    let plugin = CachePlugin::new(FilePersistence::new(&path).expect("new"));
+    let other = CachePlugin::new(FilePersistence::new(&path).expect("new"));
+    let generation = |plugin: &CachePlugin<FilePersistence>| {
+        let access = plugin.begin().expect("begin");
+        let generation = access.generation();
+        access.commit().expect("commit");
+        generation
+    };
+
+    let first = generation(&plugin);
+    assert_eq!(generation(&plugin), first, "nothing changed");
+    plugin
+        .update(|d| *d = Some(b"own".to_vec()))
+        .expect("update");
+    let after_own = generation(&plugin);
+    assert_ne!(after_own, first, "its own save replaced the blob");
+    assert_eq!(generation(&plugin), after_own, "nothing changed since");
+    other
+        .update(|d| *d = Some(b"other".to_vec()))
+        .expect("update");
+    assert_ne!(generation(&plugin), after_own, "another writer's save");
+}
+
+#[test]
+fn a_detached_access_keeps_the_lock_across_threads_and_commits_when_resumed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cache");
+    let plugin = Arc::new(CachePlugin::new(FilePersistence::new(&path).expect("new")));
+    let detached = plugin.begin().expect("begin").detach();
+    let contender = CachePlugin::new(FilePersistence::new(&path).expect("new"))
+        .with_lock_wait(Duration::from_millis(200));
+    assert!(contender.begin().is_err(), "the lock is still held");
+    let resumed = std::thread::spawn({
+        let plugin = Arc::clone(&plugin);
+        move || {
+            let mut access = plugin.resume(detached);
+            access.set_data(b"saved".to_vec());
+            access.commit()
+        }
+    });
+    resumed.join().expect("thread").expect("commit");
+    assert_eq!(
+        contender.read(|d| d.map(<[u8]>::to_vec)).expect("read"),
+        Some(b"saved".to_vec())
+    );
+}

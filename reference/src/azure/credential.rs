@@ -3,7 +3,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex, mpsc},
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -11,11 +11,10 @@ use azure_core::{
     credentials::{AccessToken, TokenCredential, TokenRequestOptions},
     time::OffsetDateTime,
 };
-use futures_channel::oneshot;
 
 use super::{blocking, identity::CacheIdentity};
 use crate::{
-    CachePersistence, CachePlugin, TokenCachePersistenceOptions, persistence_for,
+    CachePersistence, CachePlugin, DetachedAccess, TokenCachePersistenceOptions, persistence_for,
     token_cache::{
         AccessTokenEntry, AccessTokenQuery, AppMetadataEntry, Quarantine, Secret,
         TokenCacheDocument, decode_or_recover,
@@ -55,7 +54,7 @@ const SLOW_LOCK_WAIT: Duration = Duration::from_millis(100);
 /// A corrupt cache is kept aside (see
 /// [`decode_or_recover`](crate::token_cache::decode_or_recover)) and replaced.
 ///
-/// The lock and the storage calls block, so they run on a thread of their own, never on
+/// The lock and the storage calls block, so they run on threads of their own, never on
 /// the async executor: the wrapper works on any runtime.
 ///
 /// With `enabled: false` in the options it is a pass-through to the inner credential.
@@ -71,8 +70,9 @@ struct Shared {
     environment: String,
     quarantine: Quarantine,
     refresh_margin: Duration,
-    /// The last blob parsed and its document, so an unchanged cache is not parsed again.
-    parsed: Mutex<Option<(Vec<u8>, TokenCacheDocument)>>,
+    /// The document last parsed, with the plugin's generation of the blob it came from,
+    /// so that an unchanged cache is not parsed again.
+    parsed: Mutex<Option<(u64, TokenCacheDocument)>>,
 }
 
 impl PersistentTokenCredential {
@@ -155,16 +155,32 @@ impl fmt::Debug for PersistentTokenCredential {
     }
 }
 
-/// The worker's first answer.
+/// What the cache holds for a request.
 enum Lookup {
+    /// A valid token; the lock is already released.
     Hit(AccessToken),
-    Miss,
+    /// None: the lock is held, with the document to add the new token to.
+    Miss(Miss),
     /// The cache cannot be used for this request; ask the inner credential.
     Unusable,
 }
 
+/// A miss, holding the cache lock until the new token is committed or the request ends.
+struct Miss {
+    access: DetachedAccess,
+    document: TokenCacheDocument,
+    /// Saving over the stored blob loses nothing (a corrupt one was kept aside).
+    writable: bool,
+}
+
 #[async_trait::async_trait]
 impl TokenCredential for PersistentTokenCredential {
+    /// Locks the cache and looks the token up; on a miss asks the inner credential while
+    /// the lock is held, then saves the new token and releases the lock. The lock and the
+    /// storage calls run on threads of their own, never on the executor.
+    ///
+    /// If this future is dropped while the inner credential is asked, the lock is
+    /// released as it is dropped, and nothing is saved.
     async fn get_token(
         &self,
         scopes: &[&str],
@@ -176,55 +192,50 @@ impl TokenCredential for PersistentTokenCredential {
         if scopes.is_empty() {
             return self.inner.get_token(scopes, options).await;
         }
-        let (lookup_tx, lookup_rx) = oneshot::channel();
-        let (fresh_tx, fresh_rx) = mpsc::channel();
-        let (done_tx, done_rx) = oneshot::channel();
-        let worker = {
+        let owned: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let lookup = blocking::run({
             let shared = Arc::clone(shared);
-            let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-            move || shared.serve(&scopes, lookup_tx, fresh_rx, done_tx)
+            move || shared.lookup(&owned)
+        })
+        .await;
+        let miss = match lookup {
+            Ok(Lookup::Hit(token)) => return Ok(token),
+            Ok(Lookup::Miss(miss)) => miss,
+            Ok(Lookup::Unusable) => return self.inner.get_token(scopes, options).await,
+            Err(error) => {
+                tracing::warn!(%error, "no thread for the token cache; asking the credential");
+                return self.inner.get_token(scopes, options).await;
+            }
         };
-        if let Err(error) = blocking::spawn(worker) {
-            tracing::warn!(%error, "no thread for the token cache; asking the credential");
-            return self.inner.get_token(scopes, options).await;
-        }
-        match lookup_rx.await {
-            Ok(Lookup::Hit(token)) => Ok(token),
-            Ok(Lookup::Miss) => {
-                // On an error `fresh_tx` is dropped: the worker releases the lock unsaved.
-                let token = self.inner.get_token(scopes, options).await?;
-                let entry = shared.entry_for(scopes, &token);
-                if fresh_tx.send(entry).is_ok() {
-                    // Wait for the save, so the next request, here or elsewhere, hits.
-                    let _ = done_rx.await;
-                }
-                Ok(token)
+        let token = match self.inner.get_token(scopes, options).await {
+            Ok(token) => token,
+            Err(error) => {
+                tracing::debug!("no token to cache (the request failed); releasing the lock");
+                let _ = blocking::run(move || drop(miss)).await;
+                return Err(error);
             }
-            Ok(Lookup::Unusable) | Err(oneshot::Canceled) => {
-                self.inner.get_token(scopes, options).await
-            }
+        };
+        let entry = shared.entry_for(scopes, &token);
+        let saver = Arc::clone(shared);
+        // Awaited, so that the next request, here or elsewhere, finds the token.
+        if let Err(error) = blocking::run(move || saver.commit(miss, &entry)).await {
+            tracing::warn!(%error, "the new token was not cached");
         }
+        Ok(token)
     }
 }
 
 impl Shared {
-    /// The worker: runs on its own thread, holds the cache lock from the lookup until the
-    /// new token is saved (or the request failed or was dropped).
-    fn serve(
-        &self,
-        scopes: &[String],
-        lookup: oneshot::Sender<Lookup>,
-        fresh: mpsc::Receiver<AccessTokenEntry>,
-        done: oneshot::Sender<()>,
-    ) {
+    /// Takes the cache lock and looks up a token for `scopes`. On a hit the lock is
+    /// released before returning; on a miss it stays held in the answer.
+    fn lookup(&self, scopes: &[String]) -> Lookup {
         let scope_list = scopes.join(" ");
         let started = Instant::now();
-        let mut access = match self.plugin.begin() {
+        let access = match self.plugin.begin() {
             Ok(access) => access,
             Err(error) => {
                 tracing::warn!(%error, scopes = %scope_list, "token cache unusable; asking the credential");
-                let _ = lookup.send(Lookup::Unusable);
-                return;
+                return Lookup::Unusable;
             }
         };
         let waited = started.elapsed();
@@ -234,7 +245,7 @@ impl Shared {
                 "waited for the token cache lock held by another process or thread"
             );
         }
-        let (mut document, writable) = self.document(access.data());
+        let (document, writable) = self.document(access.data(), access.generation());
         let now = unix_now();
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
         let query = AccessTokenQuery::app_only(
@@ -265,74 +276,67 @@ impl Shared {
                 expires_in_s = expires_on.saturating_sub(now),
                 "token cache hit"
             );
-            let _ = lookup.send(Lookup::Hit(token));
-            return;
+            return Lookup::Hit(token);
         }
         tracing::debug!(scopes = %scope_list, "token cache miss; asking the credential while holding the cache lock");
-        if lookup.send(Lookup::Miss).is_err() {
-            return;
-        }
-        let Ok(entry) = fresh.recv() else {
-            tracing::debug!("no token to cache (the request failed or was dropped)");
-            return;
-        };
+        Lookup::Miss(Miss {
+            access: access.detach(),
+            document,
+            writable,
+        })
+    }
+
+    /// Adds `entry` to the document of `miss`, saves it and releases the lock.
+    fn commit(&self, miss: Miss, entry: &AccessTokenEntry) {
+        let Miss {
+            access,
+            mut document,
+            writable,
+        } = miss;
+        let mut access = self.plugin.resume(access);
         if !writable {
             tracing::warn!(
                 "not saving the token cache: its corrupt content could not be kept aside"
             );
-            let _ = done.send(());
             return;
         }
-        document.upsert_access_token(&entry);
+        document.upsert_access_token(entry);
         document.upsert_app_metadata(&AppMetadataEntry {
             client_id: self.identity.client_id.clone(),
             environment: self.environment.clone(),
             family_id: None,
         });
         let bytes = document.to_bytes();
-        access.set_data(bytes.clone());
+        let len = bytes.len();
+        access.set_data(bytes);
         match access.commit() {
-            Ok(()) => {
-                tracing::debug!(scopes = %scope_list, len = bytes.len(), "token cache saved");
-                self.remember(bytes, document);
-            }
+            Ok(()) => tracing::debug!(len, "token cache saved"),
             Err(error) => tracing::warn!(
                 %error,
                 "saving the token cache failed; the new token is returned but not shared"
             ),
         }
-        let _ = done.send(());
     }
 
-    /// The document of `data`, parsed only when it changed since the last parse; and
-    /// whether saving over `data` loses nothing.
-    fn document(&self, data: Option<&[u8]>) -> (TokenCacheDocument, bool) {
+    /// The document of `data`, parsed only when the plugin's `generation` of the blob
+    /// moved since the last parse; and whether saving over `data` loses nothing.
+    fn document(&self, data: Option<&[u8]>, generation: u64) -> (TokenCacheDocument, bool) {
         let mut parsed = self
             .parsed
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let (Some(data), Some((bytes, document))) = (data, parsed.as_ref())
-            && bytes.as_slice() == data
+        if let Some((seen, document)) = parsed.as_ref()
+            && *seen == generation
         {
             return (document.clone(), true);
         }
         tracing::debug!(len = data.map(<[u8]>::len), "token cache reloaded");
         let decoded = decode_or_recover(data, &self.quarantine);
-        if let Some(data) = data
-            && decoded.writable
-        {
+        if decoded.writable {
             // Also for a corrupt blob already kept aside: it is not kept twice.
-            *parsed = Some((data.to_vec(), decoded.document.clone()));
+            *parsed = Some((generation, decoded.document.clone()));
         }
         (decoded.document, decoded.writable)
-    }
-
-    fn remember(&self, bytes: Vec<u8>, document: TokenCacheDocument) {
-        let mut parsed = self
-            .parsed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *parsed = Some((bytes, document));
     }
 
     /// The cache entry for a token the inner credential returned.
