@@ -31,26 +31,6 @@ pub fn cache_name_of_lock(file_name: &str) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
-/// The cache name of `cache_path`, its file name, as a string: the secure stores name
-/// their items with it, and their attributes are strings (`store` says which, for the
-/// message).
-///
-/// A path without a file name, or one that is not UTF-8: [`InvalidName`](ErrorKind::InvalidName).
-pub(crate) fn utf8_cache_name<'a>(cache_path: &'a Path, store: &str) -> Result<&'a str> {
-    cache_path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidName,
-                format!(
-                    "the cache name in {} is missing or not UTF-8; {store} attributes are strings",
-                    cache_path.display()
-                ),
-            )
-        })
-}
-
 /// Checks that `name` can name a cache: one file name in the cache directory.
 ///
 /// Refused, each with an [`InvalidName`](ErrorKind::InvalidName) error that says why:

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::{error::Result, name::utf8_cache_name};
+use super::utf8_cache_name;
+use crate::error::Result;
 
 /// The service (`kSecAttrService`) of the token cache item of every Azure SDK.
 pub const KEYCHAIN_SERVICE: &str = "Microsoft.Developer.IdentityService";

@@ -354,6 +354,26 @@ impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
     }
 }
 
+/// The cache name of `cache_path`, its file name, as a string: the secure stores name
+/// their items with it, and their attributes are strings (`store` says which, for the
+/// message).
+///
+/// A path without a file name, or one that is not UTF-8: [`InvalidName`](ErrorKind::InvalidName).
+pub(crate) fn utf8_cache_name<'a>(cache_path: &'a Path, store: &str) -> Result<&'a str> {
+    cache_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidName,
+                format!(
+                    "the cache name in {} is missing or not UTF-8; {store} attributes are strings",
+                    cache_path.display()
+                ),
+            )
+        })
+}
+
 /// The validation probe for a store bound to a separate slot (never the cache's item):
 /// stores a unique value, reads it back and deletes it, as MSAL's `verifyPersistence`.
 ///

@@ -13,9 +13,10 @@ use super::{
     profile::KeyringProfile,
 };
 use crate::{
-    backends::platform::{SecretStorePersistence, forward_persistence, validate_store},
+    backends::platform::{
+        SecretStorePersistence, forward_persistence, utf8_cache_name, validate_store,
+    },
     error::Result,
-    name::utf8_cache_name,
 };
 
 /// The token cache in a Secret Service item (gnome-keyring, KWallet, KeePassXC), laid out
