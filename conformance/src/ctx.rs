@@ -17,6 +17,7 @@ use crate::{
     blob,
     factory::{Namespace, PluginFactory, Worker, WorkerLauncher},
     failure::{Failure, Stop},
+    hang::{HangLog, Watched},
 };
 
 /// How a run is configured; the same for every case of the run.
@@ -115,6 +116,8 @@ pub struct Ctx {
     run_tag: String,
     counter: AtomicU32,
     namespaces: Mutex<Vec<Namespace>>,
+    /// Hangs of the plugin processes behind the handles of [`plugin`](Self::plugin).
+    hangs: HangLog,
 }
 
 impl Ctx {
@@ -144,6 +147,7 @@ impl Ctx {
             ),
             counter: AtomicU32::new(0),
             namespaces: Mutex::new(Vec::new()),
+            hangs: HangLog::default(),
         }
     }
 
@@ -228,15 +232,28 @@ impl Ctx {
         let _ = fs::remove_dir_all(&ns.dir);
     }
 
-    /// A new handle on `ns` from the factory.
+    /// A new handle on `ns` from the factory. A request it makes of a plugin process that
+    /// gets no answer in time is recorded as a hang ([`crate::failure::HANG_RULE`]).
     pub fn plugin(&self, ns: &Namespace) -> Result<Arc<dyn CachePersistence>, Stop> {
-        self.factory.create(ns).map(Arc::from).map_err(|e| {
+        let watched = |inner| -> Arc<dyn CachePersistence> {
+            Arc::new(Watched {
+                inner,
+                log: self.hangs.clone(),
+            })
+        };
+        self.factory.create(ns).map(watched).map_err(|e| {
             Stop::Failed(Failure::new(
                 "the factory creates a plugin for a valid namespace",
                 format!("a plugin for namespace {}", ns.name),
                 blob::describe_error(&e),
             ))
         })
+    }
+
+    /// The first hang of a plugin process seen by this case's handles: what the request
+    /// that got no answer said.
+    pub(crate) fn hang(&self) -> Option<String> {
+        self.hangs.first()
     }
 
     /// A fresh namespace and one handle on it.

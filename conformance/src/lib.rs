@@ -30,6 +30,7 @@ pub mod expectations;
 pub mod factory;
 pub mod failure;
 pub mod file_factory;
+mod hang;
 pub mod harness;
 pub mod linearizability;
 pub mod log_capture;

@@ -178,8 +178,9 @@ impl Suite {
         let outcome = watchdog(limit, move || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let result = run(&ctx);
+                let hang = ctx.hang();
                 drop(ctx);
-                result
+                (result, hang)
             }))
         });
         match outcome {
@@ -193,9 +194,15 @@ impl Suite {
                 "every call returns Ok or Err",
                 format!("panic: {}", panic_message(&*panic)),
             )),
-            Ok(Ok(Err(Stop::Skipped(reason)))) => Ok(Verdict::Skipped(reason)),
-            Ok(Ok(Err(Stop::Failed(failure)))) => Err(failure),
-            Ok(Ok(Ok(()))) => Ok(Verdict::Passed),
+            // Whatever the case concluded, a plugin process that did not answer is a hang.
+            Ok(Ok((_, Some(hang)))) => Err(Failure::new(
+                crate::failure::HANG_RULE,
+                format!("every request of {name} is answered within the client's timeout"),
+                hang,
+            )),
+            Ok(Ok((Err(Stop::Skipped(reason)), None))) => Ok(Verdict::Skipped(reason)),
+            Ok(Ok((Err(Stop::Failed(failure)), None))) => Err(failure),
+            Ok(Ok((Ok(()), None))) => Ok(Verdict::Passed),
         }
     }
 }

@@ -62,6 +62,7 @@ mod unix {
             Trial::test("client::malformed_line_is_quoted", malformed_line),
             Trial::test("client::wrong_id", wrong_id),
             Trial::test("client::timeout_kills_the_plugin", timeout_kills),
+            Trial::test("suite::a_hang_is_named_as_a_hang", hang_is_named),
             Trial::test("client::unknown_error_kind", unknown_error_kind),
             Trial::test("client::protocol_version_mismatch", version_mismatch),
             Trial::test("client::not_supported_is_an_answer", not_supported),
@@ -378,6 +379,36 @@ mod unix {
             "the timeout is honoured",
         )?;
         check(!process_exists(plugin.pid()), "a hanging plugin is killed")
+    }
+
+    /// A plugin that never answers a `load` fails the case that loads under the hang rule,
+    /// not under the case's own rule.
+    fn hang_is_named() -> TestResult {
+        let script = format!(
+            "while read l; do case \"$l\" in *hello*) echo '{HELLO_OK}';; *) sleep 30;; esac; done"
+        );
+        let factory = ExecFactory::new(script).options(ClientOptions {
+            request_timeout: Duration::from_millis(500),
+            ..ClientOptions::default()
+        });
+        let suite = conformance::Suite::new(Arc::new(factory), conformance::Config::new())?;
+        let cases = conformance::select(
+            &conformance::all_cases(),
+            &["contract::absent_is_none".to_owned()],
+        )?;
+        let report = suite.run(&cases);
+        let outcome = &report
+            .case("contract::absent_is_none")
+            .ok_or("the case was not run")?
+            .outcome;
+        match outcome {
+            conformance::Outcome::Failed(f) => check(
+                f.rule == conformance::failure::HANG_RULE
+                    && f.actual.contains("no answer to `load`"),
+                format!("{f}"),
+            ),
+            other => Err(format!("the hanging plugin was not failed: {other:?}").into()),
+        }
     }
 
     fn unknown_error_kind() -> TestResult {

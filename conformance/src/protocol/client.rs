@@ -461,6 +461,34 @@ impl Drop for Inner {
     }
 }
 
+/// The cause of the error a request gets when the plugin process does not answer within
+/// the request timeout: the plugin hangs. The suite reports that under its hang rule
+/// rather than under the rule of the case that happened to be waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoAnswer {
+    /// How long the request waited.
+    pub timeout: Duration,
+}
+
+impl fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the plugin process did not answer within {:?}",
+            self.timeout
+        )
+    }
+}
+
+impl std::error::Error for NoAnswer {}
+
+impl NoAnswer {
+    /// Whether `err` is a request that got no answer in time.
+    pub fn caused(err: &Error) -> bool {
+        std::error::Error::source(err).is_some_and(|source| source.is::<NoAnswer>())
+    }
+}
+
 /// What a request needs to know to word its errors and to stop the process.
 struct Context<'a> {
     label: &'a str,
@@ -565,9 +593,14 @@ impl Conn {
         let read = match self.lines.recv_timeout(timeout) {
             Ok(read) => read,
             Err(RecvTimeoutError::Timeout) => {
-                return Err(cx.violation(
+                let violation = cx.violation(
                     &format!("no answer to `{op}` request {id} within {timeout:?}"),
                     None,
+                );
+                return Err(Error::with_source(
+                    ErrorKind::Other,
+                    violation.to_string(),
+                    NoAnswer { timeout },
                 ));
             }
             Err(RecvTimeoutError::Disconnected) => LineRead::Eof {

@@ -18,7 +18,7 @@ mod server;
 pub(crate) mod stderr;
 mod worker;
 
-pub use client::{ClientOptions, ProcessPlugin};
+pub use client::{ClientOptions, NoAnswer, ProcessPlugin};
 pub use message::PROTOCOL_VERSION;
 pub use server::{ServerInfo, serve, serve_with};
 pub use worker::{
