@@ -44,6 +44,8 @@ mod persistence;
 pub mod token_cache;
 
 pub use backends::file::FilePersistence;
+#[cfg(feature = "keyring-core")]
+pub use backends::keyring_store::KeyringStore;
 #[cfg(feature = "redis")]
 pub use backends::redis::RedisPersistence;
 pub use backends::{platform, secret_service};

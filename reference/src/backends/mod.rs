@@ -9,8 +9,12 @@
 //! - `secret_service`: the Secret Service item as a store of that composition, and which
 //!   item a cache is in each SDK's layout.
 //! - `redis` (feature `redis`): the blob and its lock on a Redis server.
+//! - `keyring_store` (feature `keyring-core`): any `keyring-core` credential store as a
+//!   store of the secure-store composition.
 
 pub(crate) mod file;
+#[cfg(feature = "keyring-core")]
+pub(crate) mod keyring_store;
 pub mod platform;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
