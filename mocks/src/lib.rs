@@ -13,8 +13,6 @@
 //! from outside a plugin: [`open`](InMemoryStore::open) refuses bad names,
 //! [`inject_fault`](InMemoryStore::inject_fault) makes the storage refuse service, and
 //! [`corrupt`](InMemoryStore::corrupt) damages what is stored.
-//! [`broken`] is the catalogue of deliberately broken plugins, each breaking one rule of the
-//! trait, that prove the conformance suite's checks can fail.
 //!
 //! ```
 //! use identity_cache_mocks::{FaultyPersistence, InMemoryStore, Operation};
@@ -33,7 +31,6 @@
 
 #![warn(missing_docs)]
 
-pub mod broken;
 mod faulty;
 mod gated;
 mod memory;

@@ -35,7 +35,9 @@ use identity_cache_persistence::{
 };
 
 use super::Spec;
-use crate::{InMemoryPersistence, InMemoryStore, sync::lock};
+use identity_cache_mocks::{InMemoryPersistence, InMemoryStore};
+
+use crate::sync::lock;
 
 /// The size limit declared by the flaws about `max_size`.
 pub const LIMIT: usize = 64 * 1024;

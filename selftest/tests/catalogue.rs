@@ -1,7 +1,7 @@
 //! The broken-plugin catalogue against the conformance suite: every broken plugin must be
 //! caught by the case named for the rule it breaks, and the correct plugins must pass.
 //!
-//! One trial per plugin (filterable: `cargo test -p identity-cache-mocks --test catalogue --
+//! One trial per plugin (filterable: `cargo test -p conformance-selftest --test catalogue --
 //! memory_no_op_lock`), then a table: plugin, rule, expected failing case, caught or not.
 //! A last trial checks that the "Gaps" section of `conformance/README.md` lists exactly the
 //! cases no broken plugin trips.
@@ -23,10 +23,8 @@ use conformance::{
     all_cases,
     protocol::{SelfExecLauncher, is_worker, serve_worker},
 };
-use identity_cache_mocks::{
-    InMemoryStore,
-    broken::{self, BrokenPlugin},
-};
+use conformance_selftest::broken::{self, BrokenPlugin};
+use identity_cache_mocks::InMemoryStore;
 use identity_cache_persistence::{CachePersistence, Result};
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -113,7 +111,7 @@ fn config() -> Config {
         config.seed = 7;
     }
     config.rerun =
-        "CONFORMANCE_SEED={seed} cargo test -p identity-cache-mocks --test catalogue -- {case}"
+        "CONFORMANCE_SEED={seed} cargo test -p conformance-selftest --test catalogue -- {case}"
             .into();
     config
 }

@@ -2,7 +2,7 @@
 //! to it, and plugins broken in one way each fail the case named for that rule (and the
 //! failure says which rule, what was expected, and how to rerun it).
 //!
-//! The full catalogue of broken plugins lives in the mocks crate; these few guard the
+//! The full catalogue of broken plugins is `conformance_selftest::broken`; these few guard the
 //! suite's own trickiest checks (timing, tokens, Debug, the model's shrinking).
 
 mod common;

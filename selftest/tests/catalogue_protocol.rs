@@ -1,4 +1,4 @@
-//! The out-of-process broken plugins (`mocks/broken-plugins/*.py`): each is the suite's
+//! The out-of-process broken plugins (`selftest/broken-plugins/*.py`): each is the suite's
 //! example Python plugin with one thing changed, and must be caught through the JSON-lines
 //! protocol by the case named in its docstring (`EXPECTED_CASE = "..."`, next to
 //! `RULE = "..."`), and by the cases of an optional `ALSO = "case, case"` (the same rule
@@ -76,7 +76,7 @@ mod unix {
 
     fn programs() -> Vec<Program> {
         let mut found: Vec<Program> = std::fs::read_dir(DIR)
-            .expect("mocks/broken-plugins exists")
+            .expect("selftest/broken-plugins exists")
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
@@ -121,7 +121,7 @@ mod unix {
         if std::env::var_os("CONFORMANCE_SEED").is_none() {
             config.seed = 7;
         }
-        config.rerun = "CONFORMANCE_SEED={seed} cargo test -p identity-cache-mocks --test catalogue_protocol -- {case}".into();
+        config.rerun = "CONFORMANCE_SEED={seed} cargo test -p conformance-selftest --test catalogue_protocol -- {case}".into();
         config
     }
 
@@ -229,7 +229,7 @@ mod unix {
             })
             .collect();
         let caught = table::print(
-            "out-of-process broken plugins (mocks/broken-plugins, over the protocol):",
+            "out-of-process broken plugins (selftest/broken-plugins, over the protocol):",
             &table,
         );
         println!(

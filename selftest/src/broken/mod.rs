@@ -6,12 +6,12 @@
 //! otherwise, including the capabilities it declares, so that the case which checks that
 //! rule runs and must catch it. [`catalogue`] lists them all, each with the rule it breaks
 //! and the conformance case that must fail for it; the catalogue test of this crate
-//! (`cargo test -p identity-cache-mocks --test catalogue`) runs the suite against every
+//! (`cargo test -p conformance-selftest --test catalogue`) runs the suite against every
 //! one, asserts that the named case fails, and prints the table.
 //!
 //! Two families, each a correct plugin with one behaviour changed per flaw:
 //!
-//! - [`memory`]: the in-memory plugin ([`InMemoryPersistence`](crate::InMemoryPersistence)),
+//! - [`memory`]: the in-memory plugin ([`InMemoryPersistence`](identity_cache_mocks::InMemoryPersistence)),
 //!   for everything one process can show: byte-exact round trips, deletes, names, change
 //!   tokens, the lock between handles and threads, secrets in Debug, logs and errors, size
 //!   limits, corrupt data, storage faults.
@@ -23,12 +23,12 @@
 //! flaw, not because of its base. Get them with [`controls`].
 //!
 //! Out-of-process broken plugins (Python, over the JSON-lines protocol) live in
-//! `mocks/broken-plugins/`.
+//! `selftest/broken-plugins/`.
 //!
 //! Nothing outside a test of the suite itself should use these plugins.
 //!
 //! ```
-//! use identity_cache_mocks::broken;
+//! use conformance_selftest::broken;
 //!
 //! let all = broken::catalogue();
 //! assert!(all.len() >= 15);
