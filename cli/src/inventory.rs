@@ -8,7 +8,7 @@ use std::{
 };
 
 use identity_cache_persistence::{
-    KeyringProfile, cache_name_of_lock,
+    KeyringProfile, cache_name_of_lock, is_lock_guard,
     lock::{FileLock, LockState},
     token_cache::Quarantine,
 };
@@ -266,6 +266,10 @@ fn read_dir(dir: &Path) -> Result<Files, Failure> {
             Ok(meta) if meta.is_file() => meta,
             _ => continue,
         };
+        // The lock's guard: part of the lock, never removed, holds nothing.
+        if is_lock_guard(&name) {
+            continue;
+        }
         if let Some(cache) = cache_name_of_lock(&name) {
             files.locks.insert(cache.to_owned());
         } else if Quarantine::is_kept_copy(&name) {

@@ -51,7 +51,7 @@ pub use backends::redis::RedisPersistence;
 pub use backends::{platform, secret_service};
 pub use cache_plugin::{CacheAccess, CachePlugin, DetachedAccess};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use name::{MAX_NAME_LEN, cache_name_of_lock, lock_path_for, validate_name};
+pub use name::{MAX_NAME_LEN, cache_name_of_lock, is_lock_guard, lock_path_for, validate_name};
 pub use options::{TokenCachePersistenceOptions, default_directory, persistence_for};
 pub use persistence::{
     CachePersistence, Capabilities, ChangeToken, Description, HeldLock, LockGuard,

@@ -7,13 +7,16 @@ use crate::error::{Error, ErrorKind, Result};
 /// The longest name accepted, in bytes: 225, so that every file named after a cache stays
 /// within the 255-byte file-name limit of Linux, macOS and Windows file systems. The
 /// longest is a save's temporary file, `.<name>.<pid>-<16 hex digits>.tmp` (30 bytes
-/// more); the lock file adds 9 (`.lockfile`), its queue directory 15, a kept corrupt copy
+/// more); the lock file adds 9 (`.lockfile`), its guard 15, its queue directory 15, a kept corrupt copy
 /// 22 (`.corrupt-<seconds>-<n>`). A name of 255 bytes, accepted before, could be saved by
 /// no backend that keeps a file beside the cache.
 pub const MAX_NAME_LEN: usize = 225;
 
 /// The suffix of lock files; a cache name ending in it would be another cache's lock file.
 pub(crate) const LOCK_SUFFIX: &str = ".lockfile";
+
+/// Added to a lock file's name for its guard file (see [`crate::lock`]).
+pub(crate) const GUARD_SUFFIX: &str = ".guard";
 
 /// The MSAL lock file of the cache at `cache_path`: `<cache path>.lockfile`, where the
 /// JS, Python and .NET extensions put it too.
@@ -31,13 +34,24 @@ pub fn cache_name_of_lock(file_name: &str) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
+/// Whether `file_name` is the guard file of a cache's lock (`msal.cache.lockfile.guard`):
+/// an empty file the lock keeps beside the lock file and never removes; it belongs to the
+/// lock, and is neither a cache nor a lock file.
+pub fn is_lock_guard(file_name: &str) -> bool {
+    file_name
+        .strip_suffix(GUARD_SUFFIX)
+        .and_then(cache_name_of_lock)
+        .is_some()
+}
+
 /// Checks that `name` can name a cache: one file name in the cache directory.
 ///
 /// Refused, each with an [`InvalidName`](ErrorKind::InvalidName) error that says why:
 /// - the empty name, `.` and `..`;
 /// - a name containing `/` or `\` (a path, not a name) or NUL;
 /// - a name longer than [`MAX_NAME_LEN`] bytes;
-/// - a name ending in `.lockfile`, which is where another cache keeps its lock.
+/// - a name ending in `.lockfile` or `.lockfile.guard`, which is where another cache keeps
+///   its lock.
 pub fn validate_name(name: &str) -> Result<()> {
     let problem = if name.is_empty() {
         Some("it is empty")
@@ -53,6 +67,8 @@ pub fn validate_name(name: &str) -> Result<()> {
         )
     } else if name.ends_with(LOCK_SUFFIX) {
         Some("it ends in .lockfile, the suffix of lock files")
+    } else if is_lock_guard(name) {
+        Some("it ends in .lockfile.guard, the suffix of lock guard files")
     } else {
         None
     };
@@ -80,6 +96,9 @@ mod tests {
         assert_eq!(cache_name_of_lock(file_name), Some("msal.cache"));
         assert_eq!(cache_name_of_lock("msal.cache"), None);
         assert_eq!(cache_name_of_lock(".lockfile"), None);
+        assert!(is_lock_guard("msal.cache.lockfile.guard"));
+        assert!(!is_lock_guard("msal.cache.lockfile"));
+        assert!(!is_lock_guard(".lockfile.guard"));
     }
 
     #[test]
@@ -109,6 +128,7 @@ mod tests {
             ("a\0b", "NUL"),
             (long.as_str(), "225"),
             ("msal.cache.lockfile", ".lockfile"),
+            ("msal.cache.lockfile.guard", ".lockfile.guard"),
         ] {
             let err = validate_name(name).expect_err(name);
             assert_eq!(err.kind(), ErrorKind::InvalidName);

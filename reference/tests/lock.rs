@@ -326,11 +326,13 @@ fn a_waiter_killed_in_line_holds_nobody_up() {
         );
         let _ = std::io::stderr().write_all(format!("reap={reap}: {waited:?}\n").as_bytes());
         second.expect_line("released");
-        // The dead waiter's ticket went with the line; nothing is left beside the lock.
+        // The dead waiter's ticket went with the line; nothing is left beside the lock but
+        // its guard file, which is never removed.
         FileLock::new(&path).acquire(LONG).expect("acquire again");
         let left: Vec<_> = fs::read_dir(dir.path())
             .expect("ls")
             .map(|e| e.expect("entry").file_name())
+            .filter(|name| name.as_encoded_bytes() != b"q.lockfile.guard")
             .collect();
         assert!(left.is_empty(), "reap={reap}: left behind {left:?}");
         first.kill();
@@ -729,6 +731,50 @@ mod python_interop {
         assert!(started.elapsed() < Duration::from_millis(200));
     }
 
+    /// Python's portalocker variant gives up on creating the lock file after 5 s, waits
+    /// for the OS lock of whatever file it opened (possibly one already unlinked) and on
+    /// release deletes whatever file the path names then, possibly one of ours that holds
+    /// it. We cannot stop that fall-through, but it must never let two of *our* processes
+    /// in at once: three of ours keep the lock busy with short holds for 14 s while
+    /// Python, waiting, falls through twice.
+    #[test]
+    fn a_python_portalocker_fall_through_never_lets_two_of_ours_in() {
+        let Some(python) = python() else { return };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = dir.path().join("msal.cache.lockfile");
+        let ours_log = dir.path().join("ours.log");
+        let python_log = dir.path().join("python.log");
+        let ours: Vec<super::support::Worker> = (0..3)
+            .map(|_| super::support::Worker::busy(&lock, &ours_log, 14.0))
+            .collect();
+        let mut py = Py::start(
+            python,
+            &[
+                "nest",
+                "portalocker",
+                &lock.display().to_string(),
+                &python_log.display().to_string(),
+                "2",
+            ],
+        );
+        py.event("finished");
+        py.finish();
+        for worker in ours {
+            worker.finish_nester();
+        }
+        let text = fs::read_to_string(&ours_log).expect("log");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() > 200, "too few holds: {}", lines.len());
+        for (i, pair) in lines.chunks(2).enumerate() {
+            assert!(
+                pair.len() == 2
+                    && pair[0].starts_with("< ")
+                    && pair[1] == format!("> {}", &pair[0][2..]),
+                "two of ours held the lock at once, at hold {i}: {pair:?}"
+            );
+        }
+    }
+
     /// Both Python variants, the MSAL Node emulation and two of our processes take turns
     /// on one lock file; each writes `< pid` and `> pid` while it holds the lock. The log
     /// must be perfectly nested: nobody entered while another was inside.
@@ -863,6 +909,19 @@ mod support {
                     lock.display().to_string(),
                     log.display().to_string(),
                     n.to_string(),
+                ],
+            )
+        }
+
+        /// A worker taking the lock for holds of 0-20 ms with 1 ms gaps for `secs` seconds,
+        /// logging `< pid` / `> pid` inside.
+        pub fn busy(lock: &Path, log: &Path, secs: f64) -> Worker {
+            Worker::spawn(
+                "busy",
+                &[
+                    lock.display().to_string(),
+                    log.display().to_string(),
+                    secs.to_string(),
                 ],
             )
         }
@@ -1078,6 +1137,33 @@ mod support {
                     Box::new(guard).release().expect("release");
                     // Python polls every 0.25 s; leave it gaps to get in.
                     std::thread::sleep(Duration::from_millis(15));
+                }
+                report("finished");
+            }
+            "busy" => {
+                // Holds of 0-20 ms with 1 ms gaps for `args[2]` seconds: with a few of
+                // these, the lock is never free for long.
+                let lock = FileLock::new(&args[0]);
+                let log = Path::new(&args[1]);
+                let until =
+                    Instant::now() + Duration::from_secs_f64(args[2].parse().expect("secs"));
+                let pid = std::process::id();
+                let append = |line: String| {
+                    use std::io::Write;
+                    fs::OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(log)
+                        .and_then(|mut f| f.write_all(line.as_bytes()))
+                        .expect("append");
+                };
+                while Instant::now() < until {
+                    let guard = lock.acquire(long).expect("acquire");
+                    append(format!("< {pid}\n"));
+                    std::thread::sleep(Duration::from_millis(fastrand::u64(0..=20)));
+                    append(format!("> {pid}\n"));
+                    Box::new(guard).release().expect("release");
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 report("finished");
             }

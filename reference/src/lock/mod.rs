@@ -17,6 +17,16 @@
 //!    alone (not unlinked), and we go back to waiting;
 //! 4. writes `"<pid> <executable>"`, the format of Python `msal-extensions`.
 //!
+//! Before step 2 it also takes the OS lock of `<lock path>.guard`, a file that nobody
+//! deletes, and holds it as long as the lock (`guard`). The other SDKs know nothing of it:
+//! who holds the lock is still decided by the lock file. It is there because the lock
+//! file can be deleted under its holder: Python's portalocker variant, after waiting 5 s,
+//! takes the OS lock of whatever file it opened (one unlinked since, possibly) and on
+//! release deletes whatever file the path names then, possibly ours while we hold it. The
+//! next process of ours would then create a fresh lock file and walk in; the guard, which
+//! the OS releases only when its holder closes it or dies, keeps it out. Python itself may
+//! still overlap with us there: that is its own fall-through, which we cannot stop.
+//!
 //! To release, it unlinks the path if the path still names the file it holds (never
 //! someone else's lock file), then closes the file, which drops the OS lock.
 //!
@@ -33,6 +43,8 @@
 //!
 //! The files, all beside the cache:
 //! - `<lock path>`: the lock file above; the holder creates, writes and removes it.
+//! - `<lock path>.guard`: empty (0600); created by the first of our processes to need it
+//!   and never removed; its OS lock is held with the lock.
 //! - `<lock path>.queue/`: a directory (0700) that exists while somebody waits in line.
 //!   The first waiter to join creates it; whoever leaves it empty removes it.
 //! - `<lock path>.queue/<ns>-<pid>`: one empty ticket (0600) per waiting process,
@@ -89,6 +101,7 @@
 
 mod break_stale;
 mod file_id;
+mod guard;
 pub(crate) mod holder;
 mod local;
 mod queue;
@@ -113,6 +126,7 @@ use crate::{
     persistence::HeldLock,
 };
 use file_id::same_file;
+use guard::Guard;
 use local::LocalGuard;
 use queue::Queue;
 use stale::Probe;
@@ -210,7 +224,14 @@ impl FileLock {
                     first || stall.overdue()
                 }
             };
-            let probe = if my_turn {
+            // Our other processes first: a lock file deleted under its holder (see the
+            // module documentation) must not let a second of ours in.
+            let guard = if my_turn {
+                Guard::try_take(&self.path)?
+            } else {
+                None
+            };
+            let probe = if let Some(guard) = guard {
                 match create_new(&self.path) {
                     Ok(file) => {
                         if let Some(file) = self.take_created(file, deadline)? {
@@ -221,6 +242,7 @@ impl FileLock {
                             return Ok(FileLockGuard {
                                 path: self.path.clone(),
                                 file: Some(file),
+                                guard: Some(guard),
                                 local: Some(local),
                             });
                         }
@@ -230,6 +252,15 @@ impl FileLock {
                     Err(e) if is_taken(&e) => Some(self.probe()?),
                     Err(e) => return Err(Error::io("create lock file", &self.path, e)),
                 }
+            } else if my_turn {
+                // Another of our processes holds the lock, whatever the lock file says; its
+                // file, when there, names it for the timeout message.
+                seen = match self.probe()? {
+                    Probe::Busy(holder) | Probe::Stale(holder, _) => Seen::Holder(holder),
+                    Probe::Vanished | Probe::Removed(_) => Seen::OurGuard,
+                };
+                stall.saw_held();
+                None
             } else {
                 Some(self.probe()?)
             };
@@ -356,6 +387,9 @@ impl FileLock {
 pub struct FileLockGuard {
     path: PathBuf,
     file: Option<File>,
+    /// Released after the lock file, so that no other process of ours creates a lock
+    /// file while ours still exists.
+    guard: Option<Guard>,
     local: Option<LocalGuard>,
 }
 
@@ -372,6 +406,7 @@ impl FileLockGuard {
         let unlinked = unlink_if_ours(&self.path, &file);
         // Closing drops the OS lock; only then may the next thread of this process go.
         drop(file);
+        drop(self.guard.take());
         if let Some(local) = self.local.take() {
             local.on_released();
         }
@@ -399,6 +434,7 @@ enum Seen {
     ThisProcess,
     LostCreated,
     Queued,
+    OurGuard,
     Holder(Holder),
 }
 
@@ -412,6 +448,9 @@ impl fmt::Display for Seen {
             ),
             Seen::Queued => f.write_str(
                 "it was free, but other waiters were ahead of us in line and did not take it",
+            ),
+            Seen::OurGuard => f.write_str(
+                "another process of this crate holds it (its guard file is locked), whatever the lock file says",
             ),
             Seen::Holder(holder) => match (holder.pid, holder.liveness, holder.os_locked) {
                 (Some(pid), _, true) => {
