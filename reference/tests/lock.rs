@@ -530,6 +530,43 @@ fn four_processes_lose_no_increment_and_none_starves() {
     let _ = std::io::stderr().write_all(format!("max wait {max_wait:?}\n").as_bytes());
 }
 
+/// Our lock file appears with its holder's pid in it, never empty: an empty file counts as
+/// stale only after the grace period, so a holder killed between creating the file and
+/// writing its pid used to cost the next process those 2 s. A watcher reads the lock file
+/// as fast as it can while another process takes and releases the lock 3,000 times.
+#[test]
+fn our_lock_file_is_never_seen_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("e.lockfile");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (path, stop) = (path.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let (mut reads, mut empty) = (0usize, 0usize);
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(mut file) = fs::File::open(&path) {
+                    let mut text = String::new();
+                    if file.read_to_string(&mut text).is_ok() {
+                        reads += 1;
+                        empty += usize::from(text.is_empty());
+                    }
+                }
+            }
+            (reads, empty)
+        })
+    };
+    let counter = dir.path().join("counter");
+    fs::write(&counter, "0").expect("counter");
+    Worker::counter(&path, &counter, 3000).finish_max_wait();
+    stop.store(true, Ordering::Relaxed);
+    let (reads, empty) = watcher.join().expect("watcher");
+    assert!(reads > 100, "the watcher read the file only {reads} times");
+    assert_eq!(
+        empty, 0,
+        "{empty} of {reads} reads found the lock file empty"
+    );
+}
+
 #[test]
 fn a_missing_directory_is_an_error_not_a_wait() {
     let dir = tempfile::tempdir().expect("tempdir");

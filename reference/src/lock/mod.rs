@@ -6,9 +6,14 @@
 //! To acquire, a process
 //! 1. takes the in-process slot of the path, so threads and several [`FileLock`] values of
 //!    one process queue first come first served (`local`);
-//! 2. creates the lock file with `O_CREAT | O_EXCL`, mode 0600 — this is what excludes and
-//!    is excluded by MSAL Node (`open(path, "wx+")`) and both Python `msal-extensions`
-//!    variants (`open(path, "x")`);
+//! 2. creates the lock file exclusively, mode 0600 — this is what excludes and is excluded
+//!    by MSAL Node (`open(path, "wx+")`) and both Python `msal-extensions` variants
+//!    (`open(path, "x")`). On Unix the file appears with its content: the content of step 4
+//!    is written to a private temporary file beside it, which is then hard-linked to the
+//!    lock path (`link` fails when the path exists, as `O_EXCL` does) and unlinked; so a
+//!    holder of ours killed at any point never leaves an empty lock file, which a waiter
+//!    could only treat as stale after [`GRACE`]. Elsewhere, or where the file system has
+//!    no hard links, it is `O_CREAT | O_EXCL` and step 4 follows;
 //! 3. takes an exclusive OS lock on it ([`File::try_lock`]: `flock` on Unix, `LockFileEx`
 //!    on Windows) — this is what excludes and is excluded by Python's portalocker variant,
 //!    which after 5 s of failed creates opens the existing file and waits for its OS lock,
@@ -121,6 +126,8 @@ pub use break_stale::BreakStale;
 pub use holder::Liveness;
 pub use stale::{GRACE, Holder};
 
+#[cfg(unix)]
+use crate::backends::file::temp;
 use crate::{
     error::{Error, ErrorKind, Result},
     persistence::HeldLock,
@@ -143,6 +150,8 @@ pub struct FileLock {
     /// The in-process registry key, computed on first use (the directory may not exist
     /// before).
     key: OnceLock<PathBuf>,
+    /// Orphaned temporary files of the lock file are swept once per `FileLock`.
+    swept: OnceLock<()>,
 }
 
 /// What is at a lock path now, as [`FileLock::inspect`] sees it.
@@ -164,6 +173,7 @@ impl FileLock {
         FileLock {
             path: path.into(),
             key: OnceLock::new(),
+            swept: OnceLock::new(),
         }
     }
 
@@ -232,9 +242,9 @@ impl FileLock {
                 None
             };
             let probe = if let Some(guard) = guard {
-                match create_new(&self.path) {
-                    Ok(file) => {
-                        if let Some(file) = self.take_created(file, deadline)? {
+                match create_with_content(&self.path, &self.swept) {
+                    Ok((file, written)) => {
+                        if let Some(file) = self.take_created(file, written, deadline)? {
                             // Leave the line only once holding the lock, so that nobody
                             // behind us takes our turn.
                             drop(ticket);
@@ -326,7 +336,7 @@ impl FileLock {
     /// Finishes an acquire after our exclusive create: takes the OS lock and writes our
     /// pid. `None` when another process holds the file's OS lock (portalocker or .NET
     /// got it first; it removes the file when done) or the path stopped naming the file.
-    fn take_created(&self, file: File, deadline: Instant) -> Result<Option<File>> {
+    fn take_created(&self, file: File, written: bool, deadline: Instant) -> Result<Option<File>> {
         let mut pause = Duration::from_micros(10);
         loop {
             match file.try_lock() {
@@ -353,6 +363,9 @@ impl FileLock {
         // empty file as stale; then the lock is not ours.
         if !self.names(&file)? {
             return Ok(None);
+        }
+        if written {
+            return Ok(Some(file));
         }
         let content = lock_file_content();
         if let Err(e) = (&file).write_all(content.as_bytes()) {
@@ -504,6 +517,45 @@ impl Stall {
 fn is_taken(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::AlreadyExists
         || (cfg!(windows) && e.kind() == io::ErrorKind::PermissionDenied)
+}
+
+/// Creates the lock file exclusively, with its content when the file system allows
+/// (see the module documentation); `true` when the content is written.
+#[cfg(unix)]
+fn create_with_content(path: &Path, swept: &OnceLock<()>) -> io::Result<(File, bool)> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // A temporary file of a process killed before it unlinked it is removed by the first
+    // acquire of this lock in a later process (its writer no longer runs).
+    // Named `.lockfile.<pid>-<random>.tmp`, not after the lock file: a cache name of the
+    // longest valid length would make a name over the file system's 255 bytes.
+    let stem = dir.join("lockfile");
+    swept.get_or_init(|| temp::remove_orphans(&stem, dir));
+    let temp = temp::path_for(&stem, dir);
+    // A missing or read-only directory fails here as it would for the lock file.
+    let mut file = create_new(&temp)?;
+    let linked = file
+        .write_all(lock_file_content().as_bytes())
+        .and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok((file, true)),
+        // No hard links on this file system: create, then write after the OS lock.
+        Err(e)
+            if e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::EPERM) =>
+        {
+            create_new(path).map(|file| (file, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the lock file exclusively; its content follows once the OS lock is held.
+#[cfg(not(unix))]
+fn create_with_content(path: &Path, _swept: &OnceLock<()>) -> io::Result<(File, bool)> {
+    create_new(path).map(|file| (file, false))
 }
 
 /// Creates the lock file exclusively, owner-only.

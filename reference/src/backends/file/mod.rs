@@ -1,6 +1,6 @@
 //! [`FilePersistence`]: the cache blob in a plain file, written atomically and durably.
 
-mod temp;
+pub(crate) mod temp;
 
 use std::{
     fs::{self, File, OpenOptions},

@@ -14,7 +14,7 @@ use std::{
 use crate::lock::holder::liveness;
 
 /// A fresh temporary-file path for a save of `cache` by this process.
-pub(super) fn path_for(cache: &Path, dir: &Path) -> PathBuf {
+pub(crate) fn path_for(cache: &Path, dir: &Path) -> PathBuf {
     dir.join(format!(
         "{}{}-{:016x}.tmp",
         prefix(cache),
@@ -30,7 +30,7 @@ pub(super) fn path_for(cache: &Path, dir: &Path) -> PathBuf {
 /// cache. Files of running processes (this one included) are saves in progress and are
 /// left alone, and so is anything whose name does not parse. Failures are ignored: the
 /// sweep is housekeeping and must never fail a save.
-pub(super) fn remove_orphans(cache: &Path, dir: &Path) {
+pub(crate) fn remove_orphans(cache: &Path, dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
