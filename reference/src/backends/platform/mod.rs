@@ -55,11 +55,7 @@ macro_rules! forward_persistence {
 }
 
 // By path, so that the Secret Service backend (a sibling module) can use it too.
-#[cfg(any(
-    all(target_os = "macos", feature = "keychain"),
-    all(windows, feature = "dpapi"),
-    all(target_os = "linux", feature = "secret-service")
-))]
+#[cfg(all(target_os = "linux", feature = "secret-service"))]
 pub(crate) use forward_persistence;
 
 mod encrypted_file;
