@@ -6,7 +6,12 @@ use std::time::Duration;
 use identity_cache_persistence::ErrorKind;
 
 use crate::{
-    blob, case::Case, cases::check, ctx::Ctx, factory::Fault, failure::Stop, failure::skip,
+    blob,
+    case::{Case, Need},
+    cases::check,
+    ctx::Ctx,
+    factory::Fault,
+    failure::{Stop, skip},
 };
 
 /// The fault cases: for each fault, one case for the kind and one for the kept blob.
@@ -52,6 +57,12 @@ pub const CASES: &[Case] = &[
         rule: "a save that failed on a full disk loses nothing stored",
         needs: &[],
         run: disk_full_keeps_blob,
+    },
+    Case {
+        name: "faults::release_refused_is_reported",
+        rule: "LockGuard::release answers Ok only when the lock is free: a release the storage refuses is an error, not a lock left held behind an Ok",
+        needs: &[Need::Lock],
+        run: release_refused_is_reported,
     },
 ];
 
@@ -194,4 +205,47 @@ pub fn disk_full_kind(ctx: &Ctx) -> Result<(), Stop> {
 /// Disk full: nothing lost.
 pub fn disk_full_keeps_blob(ctx: &Ctx) -> Result<(), Stop> {
     keeps_case(ctx, Fault::DiskFull)
+}
+
+/// A release while the OS refuses access either fails, or has freed the lock: once the
+/// fault is cleared another handle takes it at once. An `Ok` that left the lock held
+/// would block every later acquirer with no error to show for it.
+pub fn release_refused_is_reported(ctx: &Ctx) -> Result<(), Stop> {
+    let (ns, p) = ctx.fresh()?;
+    // Another process where there can be one: a process may rightly recover a lock file
+    // naming itself that none of its handles holds, which would hide a left-over lock.
+    let other: Box<dyn identity_cache_persistence::CachePersistence> =
+        if ctx.launcher().is_some() && ctx.caps().shared_across_processes {
+            ctx.worker(&ns)?
+        } else {
+            Box::new(ctx.plugin(&ns)?)
+        };
+    let guard = ctx.ok("lock of a fresh slot", p.lock(Duration::from_secs(5)))?;
+    inject(ctx, &ns, Fault::AccessDenied)?;
+    let released = ctx.within(
+        Duration::from_secs(30),
+        "release under a fault",
+        move || guard.release(),
+    );
+    let cleared = ctx.factory().clear_fault(&ns, Fault::AccessDenied);
+    let released = released?;
+    cleared.map_err(|e| {
+        ctx.fail(
+            "the factory's clear_fault(access_denied) hook works",
+            blob::describe_error(&e),
+        )
+    })?;
+    if released.is_err() {
+        return Ok(());
+    }
+    match other.lock(Duration::ZERO) {
+        Ok(guard) => {
+            let _ = guard.release();
+            Ok(())
+        }
+        Err(e) => Err(ctx.fail(
+            "after release answered Ok under access_denied, another handle takes the lock at once once the fault is cleared",
+            blob::describe_error(&e),
+        )),
+    }
 }

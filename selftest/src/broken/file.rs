@@ -85,6 +85,9 @@ pub enum Flaw {
     /// `lock` is `flock`, but a waiter that has waited [`GIVE_UP`] replaces the lock file
     /// and takes a new one, whether its holder lives or not (portalocker's way after 5 s).
     BreaksLongWaits,
+    /// `lock` is an `O_EXCL` lock file, as MSAL's; release removes it but answers `Ok`
+    /// when the removal fails, leaving the lock held.
+    ReleaseIgnoresErrors,
 }
 
 impl Flaw {
@@ -103,6 +106,7 @@ impl Flaw {
         Flaw::TruncatedNames,
         Flaw::ShortNameLimit,
         Flaw::BreaksLongWaits,
+        Flaw::ReleaseIgnoresErrors,
     ];
 
     /// The catalogue entry: name, the one rule broken, the case that must catch it, and
@@ -204,6 +208,12 @@ impl Flaw {
                 "file_lock_breaks_long_waits",
                 "a live process holding the lock keeps it however long another waits (a waiter replaces the lock file after 3 s)",
                 "lock::live_holder_kept_through_long_wait",
+                &[],
+            ),
+            Flaw::ReleaseIgnoresErrors => s(
+                "file_release_ignores_errors",
+                "LockGuard::release answers Ok only when the lock is free (a lock file that could not be removed is reported)",
+                "faults::release_refused_is_reported",
                 &[],
             ),
         }
@@ -397,14 +407,19 @@ impl BrokenFile {
         }))))
     }
 
-    fn excl_lock(&self, wait: Duration) -> Result<LockGuard> {
+    /// Creates the lock file with `O_EXCL`, waiting at most `wait` while it exists.
+    fn excl_create(&self, wait: Duration) -> Result<()> {
         poll(wait, &self.lock_path, || {
             match self.open_options().create_new(true).open(&self.lock_path) {
                 Ok(_) => Ok(true),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(Error::io("create lock file", &self.lock_path, e)),
             }
-        })?;
+        })
+    }
+
+    fn excl_lock(&self, wait: Duration) -> Result<LockGuard> {
+        self.excl_create(wait)?;
         let path = self.lock_path.clone();
         Ok(LockGuard::new(Held(Box::new(move || {
             fs::remove_file(&path).map_err(|e| Error::io("remove lock file", &path, e))
@@ -612,6 +627,14 @@ impl CachePersistence for BrokenFile {
         self.make_dir()?;
         match self.flaw {
             Flaw::ExclLockNoRecovery => self.excl_lock(wait),
+            Flaw::ReleaseIgnoresErrors => {
+                self.excl_create(wait)?;
+                let path = self.lock_path.clone();
+                Ok(LockGuard::new(Held(Box::new(move || {
+                    let _ = fs::remove_file(&path);
+                    Ok(())
+                }))))
+            }
             Flaw::ProcessLocalLock => self.process_local_lock(wait),
             Flaw::RacyRecovery => self.racy_recovery_lock(wait),
             Flaw::SlowRecovery => self.slow_recovery_lock(wait),
