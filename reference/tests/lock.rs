@@ -1087,6 +1087,17 @@ mod support {
     }
 
     /// Plays the role in `LOCK_TEST_WORKER`, if any.
+    /// Appends `line` to `log` in one write (`O_APPEND`), as the workers log their holds.
+    fn append_line(log: &Path, line: &str) {
+        use std::io::Write;
+        fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .expect("append");
+    }
+
     pub fn run_worker_if_asked() {
         let Ok(role) = std::env::var(ROLE) else {
             return;
@@ -1157,15 +1168,7 @@ mod support {
                 let log = Path::new(&args[1]);
                 let n: usize = args[2].parse().expect("n");
                 let pid = std::process::id();
-                let append = |line: String| {
-                    use std::io::Write;
-                    fs::OpenOptions::new()
-                        .append(true)
-                        .create(true)
-                        .open(log)
-                        .and_then(|mut f| f.write_all(line.as_bytes()))
-                        .expect("append");
-                };
+                let append = |line: String| append_line(log, &line);
                 for _ in 0..n {
                     let guard = lock.acquire(long).expect("acquire");
                     append(format!("< {pid}\n"));
@@ -1185,15 +1188,7 @@ mod support {
                 let until =
                     Instant::now() + Duration::from_secs_f64(args[2].parse().expect("secs"));
                 let pid = std::process::id();
-                let append = |line: String| {
-                    use std::io::Write;
-                    fs::OpenOptions::new()
-                        .append(true)
-                        .create(true)
-                        .open(log)
-                        .and_then(|mut f| f.write_all(line.as_bytes()))
-                        .expect("append");
-                };
+                let append = |line: String| append_line(log, &line);
                 while Instant::now() < until {
                     let guard = lock.acquire(long).expect("acquire");
                     append(format!("< {pid}\n"));
