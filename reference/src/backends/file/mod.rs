@@ -117,6 +117,23 @@ impl FilePersistence {
         })
     }
 
+    /// Whether a staged save could be put in place: `Err` when a directory stands at the
+    /// cache path (a rename cannot replace it), so that the secure backends find out
+    /// before their secret changes. Anything else there, or nothing, is replaceable.
+    pub(crate) fn check_replaceable(&self) -> Result<()> {
+        match fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.is_dir() => Err(Error::io(
+                "replace",
+                &self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::IsADirectory,
+                    "a directory stands where the file goes",
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// A modification time later than the current cache file's, so that the change token
     /// moves even when the clock has not ticked since the last save.
     fn next_mtime(&self) -> SystemTime {

@@ -294,17 +294,18 @@ impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
     /// Writes the new marker beside the old one, stores the secret, then puts the new
     /// marker in place.
     ///
-    /// - A marker that cannot be written (its directory unreachable, refused or full)
-    ///   fails the save before the secret changes: the previous blob is intact and the
-    ///   marker untouched.
+    /// - A marker that cannot be written (its directory unreachable, refused or full, or a
+    ///   directory standing at its path) fails the save before the secret changes: the
+    ///   previous blob is intact and the marker untouched.
     /// - A failure of the store removes the new marker unused: the previous blob and the
     ///   marker are as they were, so peers see no change.
     /// - The marker moves only once the new secret is stored, so a peer that sees it move,
     ///   with the lock or without it (Python's `msal-extensions` reads without), reads the
     ///   new secret.
-    /// - If the new marker, written a moment earlier, then cannot be put in place, the
-    ///   secret is already stored: the save has happened and returns `Ok`, and the failure
-    ///   is logged as a warning, since the token did not move and peers may not reload.
+    /// - If the new marker, written and checked a moment earlier, then still cannot be put
+    ///   in place (the directory changed in between), the secret is already stored: the
+    ///   save has happened and returns `Ok`, and the failure is logged as a warning, since
+    ///   the token did not move and peers may not reload.
     fn save(&self, data: &[u8]) -> Result<()> {
         if let Some(max) = self.store.max_size()
             && data.len() > max
@@ -319,6 +320,8 @@ impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
             ));
         }
         let marker = self.marker.stage(b"")?;
+        // Found now, not after the secret changed: a directory where the marker goes.
+        self.marker.check_replaceable()?;
         self.store.set(data).map_err(|e| self.fail("store", e))?;
         if let Err(err) = marker.commit() {
             tracing::warn!(
