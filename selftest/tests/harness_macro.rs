@@ -1,6 +1,7 @@
-//! The one-line harness a Rust implementer writes, here over the suite's own in-memory
-//! plugin: every case becomes a filterable libtest trial (`-- contract::`).
+//! The one-line harness a Rust implementer writes, here over the correct in-memory plugin of
+//! the broken-plugin catalogue (its control): every case becomes a filterable libtest trial
+//! (`-- contract::`).
 
-mod common;
+use conformance_selftest::broken::memory::{Flaw, MemoryFactory};
 
-conformance::harness!(|| common::MemoryFactory::new(common::Break::None));
+conformance::harness!(|| MemoryFactory::new(Flaw::None));

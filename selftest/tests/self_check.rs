@@ -1,16 +1,18 @@
-//! The suite checks itself: a small correct in-memory plugin passes every case that applies
+//! The suite checks itself: the correct in-memory plugin passes every case that applies
 //! to it, and plugins broken in one way each fail the case named for that rule (and the
 //! failure says which rule, what was expected, and how to rerun it).
 //!
-//! The full catalogue of broken plugins is `conformance_selftest::broken`; these few guard the
-//! suite's own trickiest checks (timing, tokens, Debug, the model's shrinking).
-
-mod common;
+//! The plugins are those of the catalogue ([`broken`]), looked up by name; the catalogue test
+//! checks that each is caught, these check what the suite's reports say about the trickiest
+//! checks (timing, tokens, Debug, the model's shrinking) at a fixed seed.
 
 use std::sync::Arc;
 
-use common::{Break, MemoryFactory};
 use conformance::{Config, Outcome, Suite, all_cases, select};
+use conformance_selftest::broken::{
+    self,
+    memory::{Flaw, MemoryFactory},
+};
 
 fn config() -> Config {
     let mut config = Config::new();
@@ -19,9 +21,12 @@ fn config() -> Config {
     config
 }
 
-fn run(broken: Break, filter: &str) -> conformance::Report {
-    let suite =
-        Suite::new(Arc::new(MemoryFactory::new(broken)), config()).expect("scratch directory");
+/// Runs the cases matching `filter` against the catalogue's plugin called `plugin`.
+fn run(plugin: &str, filter: &str) -> conformance::Report {
+    let factory = broken::find(plugin)
+        .unwrap_or_else(|| panic!("{plugin} is not in the catalogue"))
+        .factory;
+    let suite = Suite::new(factory, config()).expect("scratch directory");
     let cases = select(&all_cases(), &[filter.to_string()]).expect("valid filter");
     assert!(!cases.is_empty(), "no case matches {filter}");
     suite.run(&cases)
@@ -30,7 +35,7 @@ fn run(broken: Break, filter: &str) -> conformance::Report {
 #[test]
 fn correct_memory_plugin_passes_everything_that_applies() {
     let suite =
-        Suite::new(Arc::new(MemoryFactory::new(Break::None)), config()).expect("scratch directory");
+        Suite::new(Arc::new(MemoryFactory::new(Flaw::None)), config()).expect("scratch directory");
     let report = suite.run(&all_cases());
     assert!(report.passed(), "{}", conformance::report::human(&report));
     // Multi-process cases do not apply to an in-process plugin, and say why.
@@ -43,9 +48,9 @@ fn correct_memory_plugin_passes_everything_that_applies() {
     );
 }
 
-/// Runs `filter` against a plugin broken by `broken` and asserts `case` fails.
-fn assert_caught(broken: Break, filter: &str, case: &str) -> conformance::Failure {
-    let report = run(broken, filter);
+/// Runs `filter` against the catalogue's plugin called `plugin` and asserts `case` fails.
+fn assert_caught(plugin: &str, filter: &str, case: &str) -> conformance::Failure {
+    let report = run(plugin, filter);
     let found = report
         .case(case)
         .unwrap_or_else(|| panic!("{case} not run"));
@@ -58,24 +63,24 @@ fn assert_caught(broken: Break, filter: &str, case: &str) -> conformance::Failur
             );
             f.clone()
         }
-        other => panic!("{case} should fail for {broken:?}, got {other:?}"),
+        other => panic!("{case} should fail for {plugin}, got {other:?}"),
     }
 }
 
 #[test]
 fn no_op_lock_is_caught() {
     assert_caught(
-        Break::NoOpLock,
+        "memory_no_op_lock",
         "lock::excludes_other_handle",
         "lock::excludes_other_handle",
     );
     assert_caught(
-        Break::NoOpLock,
+        "memory_no_op_lock",
         "lock::excludes_across_threads",
         "lock::excludes_across_threads",
     );
     assert_caught(
-        Break::NoOpLock,
+        "memory_no_op_lock",
         "concurrency::no_lost_updates_threads",
         "concurrency::no_lost_updates_threads",
     );
@@ -84,20 +89,20 @@ fn no_op_lock_is_caught() {
 #[test]
 fn lock_that_does_not_wait_is_caught() {
     let failure = assert_caught(
-        Break::TimeoutAtOnce,
+        "memory_timeout_at_once",
         "lock::waits_before_timeout",
         "lock::waits_before_timeout",
     );
     assert!(failure.expected.contains("whole wait"), "{failure}");
     // And the bounded-timeout case does not blame it for the wrong rule.
-    let report = run(Break::TimeoutAtOnce, "lock::timeout_is_bounded");
+    let report = run("memory_timeout_at_once", "lock::timeout_is_bounded");
     assert_eq!(report.cases[0].outcome, Outcome::Passed);
 }
 
 #[test]
 fn length_as_token_is_caught() {
     assert_caught(
-        Break::TokenIsLength,
+        "memory_token_is_length",
         "change::moves_on_same_size_saves",
         "change::moves_on_same_size_saves",
     );
@@ -106,7 +111,7 @@ fn length_as_token_is_caught() {
 #[test]
 fn debug_leak_is_caught_without_repeating_the_secret() {
     let failure = assert_caught(
-        Break::DebugLeaks,
+        "memory_secret_in_debug",
         "security::blob_not_in_debug",
         "security::blob_not_in_debug",
     );
@@ -119,7 +124,7 @@ fn debug_leak_is_caught_without_repeating_the_secret() {
 #[test]
 fn base64_debug_leak_is_caught() {
     assert_caught(
-        Break::DebugLeaksBase64,
+        "memory_secret_in_debug_base64",
         "security::blob_not_in_debug",
         "security::blob_not_in_debug",
     );
@@ -128,7 +133,7 @@ fn base64_debug_leak_is_caught() {
 #[test]
 fn stale_load_is_caught() {
     assert_caught(
-        Break::StaleLoad,
+        "memory_stale_cache",
         "contract::handles_share_slot",
         "contract::handles_share_slot",
     );
@@ -137,7 +142,7 @@ fn stale_load_is_caught() {
 #[test]
 fn dropped_tail_is_caught() {
     assert_caught(
-        Break::DropsTail,
+        "memory_drops_last_byte_above_100kib",
         "contract::round_trip_1mib",
         "contract::round_trip_1mib",
     );
@@ -146,7 +151,7 @@ fn dropped_tail_is_caught() {
 #[test]
 fn logged_blob_is_caught() {
     assert_caught(
-        Break::LogsBlob,
+        "memory_secret_in_logs",
         "security::blob_not_in_logs",
         "security::blob_not_in_logs",
     );
@@ -156,7 +161,7 @@ fn logged_blob_is_caught() {
 #[cfg(unix)] // file modes are checked on Unix only
 fn world_readable_file_is_caught() {
     assert_caught(
-        Break::WorldReadableFile,
+        "file_world_readable",
         "security::files_private",
         "security::files_private",
     );
@@ -166,7 +171,7 @@ fn world_readable_file_is_caught() {
 #[cfg(unix)] // file modes are checked on Unix only
 fn open_directory_is_caught() {
     assert_caught(
-        Break::OpenDirectory,
+        "file_open_directory",
         "security::dirs_private",
         "security::dirs_private",
     );
@@ -175,7 +180,7 @@ fn open_directory_is_caught() {
 #[test]
 fn plaintext_beside_encrypted_store_is_caught() {
     assert_caught(
-        Break::PlaintextBeside,
+        "memory_plaintext_beside_encrypted",
         "security::no_plaintext_at_rest",
         "security::no_plaintext_at_rest",
     );
@@ -184,7 +189,7 @@ fn plaintext_beside_encrypted_store_is_caught() {
 #[test]
 fn blob_in_error_message_is_caught() {
     assert_caught(
-        Break::ErrorLeaks,
+        "memory_secret_in_errors",
         "security::blob_not_in_errors",
         "security::blob_not_in_errors",
     );
@@ -193,12 +198,12 @@ fn blob_in_error_message_is_caught() {
 #[test]
 fn torn_save_is_caught() {
     assert_caught(
-        Break::TornSave,
+        "memory_torn_save",
         "concurrency::no_torn_reads_threads",
         "concurrency::no_torn_reads_threads",
     );
     assert_caught(
-        Break::TornSave,
+        "memory_torn_save",
         "concurrency::linearizable_register",
         "concurrency::linearizable_register",
     );
@@ -207,7 +212,7 @@ fn torn_save_is_caught() {
 #[test]
 fn token_moving_on_reads_is_caught() {
     assert_caught(
-        Break::TokenMovesOnRead,
+        "memory_token_moves_on_read",
         "change::stable_without_saves",
         "change::stable_without_saves",
     );
@@ -216,7 +221,7 @@ fn token_moving_on_reads_is_caught() {
 #[test]
 fn lock_never_released_is_caught() {
     assert_caught(
-        Break::LockNeverReleased,
+        "memory_lock_never_released",
         "lock::release_on_drop",
         "lock::release_on_drop",
     );
@@ -225,7 +230,7 @@ fn lock_never_released_is_caught() {
 #[test]
 fn reentrant_lock_is_caught() {
     assert_caught(
-        Break::Reentrant,
+        "memory_reentrant_lock",
         "lock::not_reentrant",
         "lock::not_reentrant",
     );
@@ -234,7 +239,7 @@ fn reentrant_lock_is_caught() {
 #[test]
 fn unavailable_storage_read_as_empty_is_caught() {
     assert_caught(
-        Break::UnavailableIsNone,
+        "memory_load_fault_as_absent",
         "faults::storage_unavailable_load_kind",
         "faults::storage_unavailable_load_kind",
     );
@@ -247,7 +252,7 @@ fn swallowed_errors_are_caught() {
         "faults::access_denied_kind",
         "faults::disk_full_kind",
     ] {
-        assert_caught(Break::SwallowsErrors, case, case);
+        assert_caught("memory_swallows_save_errors", case, case);
     }
 }
 
@@ -258,19 +263,19 @@ fn blob_lost_under_a_fault_is_caught() {
         "faults::access_denied_keeps_blob",
         "faults::disk_full_keeps_blob",
     ] {
-        assert_caught(Break::LosesBlobOnFault, case, case);
+        assert_caught("memory_failed_save_empties_blob", case, case);
     }
 }
 
 #[test]
 fn corrupt_data_read_as_empty_is_caught() {
     assert_caught(
-        Break::CorruptAsEmpty,
+        "memory_corrupt_as_absent",
         "input::corrupt_is_corrupt_data",
         "input::corrupt_is_corrupt_data",
     );
     assert_caught(
-        Break::CorruptAsEmpty,
+        "memory_corrupt_as_absent",
         "input::corrupt_left_in_place",
         "input::corrupt_left_in_place",
     );
@@ -279,7 +284,7 @@ fn corrupt_data_read_as_empty_is_caught() {
 #[test]
 fn model_shrinks_to_a_minimal_sequence() {
     let failure = assert_caught(
-        Break::DeleteAlwaysTrue,
+        "memory_delete_always_true",
         "model::",
         "model::sequences_match_model",
     );

@@ -62,6 +62,8 @@ pub enum Flaw {
     DropsTailAbove1Mb,
     /// `save` keeps at most 4 MiB (a message size limit), without declaring a `max_size`.
     DropsTailAbove4Mib,
+    /// `save` drops the last byte of blobs over 100 KiB: an off-by-one in a chunked copy.
+    DropsLastByteAbove100Kib,
     /// `save` writes over the old blob and keeps its tail when the new blob is shorter.
     KeepsOldTail,
     /// `delete` removes the blob but answers `false`.
@@ -87,6 +89,8 @@ pub enum Flaw {
     TokenCachedPerHandle,
     /// The token is the blob's size and the save time in whole seconds.
     TokenSizeAndSeconds,
+    /// The token is the blob's size alone.
+    TokenIsLength,
     /// The token is a hash of the blob's content.
     TokenIsContentHash,
     /// Every `version` call answers a new token.
@@ -128,6 +132,9 @@ pub enum Flaw {
     PlaintextBeside,
     /// `Debug` shows the stored blob.
     DebugLeaks,
+    /// `Debug` shows the stored blob base64-encoded, as a plugin that prints its encoded
+    /// storage form might.
+    DebugLeaksBase64,
     /// `save` logs the blob (a `tracing` event).
     LogsBlob,
     /// The lock-timeout error quotes the stored blob.
@@ -154,6 +161,8 @@ pub enum Flaw {
     UntypedErrors,
     /// A save that fails on a storage fault first removed the stored blob.
     FailedSaveLosesBlob,
+    /// A save that fails on a storage fault first emptied the stored blob (truncated it).
+    FailedSaveEmptiesBlob,
     /// `load` answers `None` when the storage cannot be reached.
     LoadFaultAsAbsent,
 }
@@ -167,6 +176,7 @@ impl Flaw {
         Flaw::LossyUtf8,
         Flaw::DropsTailAbove1Mb,
         Flaw::DropsTailAbove4Mib,
+        Flaw::DropsLastByteAbove100Kib,
         Flaw::KeepsOldTail,
         Flaw::DeleteReportsFalse,
         Flaw::DeleteAlwaysTrue,
@@ -179,6 +189,7 @@ impl Flaw {
         Flaw::TokenNeverMoves,
         Flaw::TokenCachedPerHandle,
         Flaw::TokenSizeAndSeconds,
+        Flaw::TokenIsLength,
         Flaw::TokenIsContentHash,
         Flaw::TokenMovesOnRead,
         Flaw::TokenRestartsAfterDelete,
@@ -197,6 +208,7 @@ impl Flaw {
         Flaw::TornSave,
         Flaw::PlaintextBeside,
         Flaw::DebugLeaks,
+        Flaw::DebugLeaksBase64,
         Flaw::LogsBlob,
         Flaw::ErrorLeaks,
         Flaw::LimitNotEnforced,
@@ -209,6 +221,7 @@ impl Flaw {
         Flaw::SwallowsSaveErrors,
         Flaw::UntypedErrors,
         Flaw::FailedSaveLosesBlob,
+        Flaw::FailedSaveEmptiesBlob,
         Flaw::LoadFaultAsAbsent,
     ];
 
@@ -263,6 +276,12 @@ impl Flaw {
                 "a plugin without a declared max_size stores blobs of any size whole (trailing bytes dropped above 4 MiB)",
                 "contract::round_trip_8mib",
                 &[],
+            ),
+            Flaw::DropsLastByteAbove100Kib => s(
+                "memory_drops_last_byte_above_100kib",
+                "a blob is stored whole, whatever its size (the last byte dropped above 100 KiB)",
+                "contract::round_trip_1mib",
+                &["contract::round_trip_8mib"],
             ),
             Flaw::KeepsOldTail => s(
                 "memory_keeps_old_tail",
@@ -336,6 +355,12 @@ impl Flaw {
             Flaw::TokenSizeAndSeconds => s(
                 "memory_token_size_and_seconds",
                 "the change token moves on a save of the same size within the same second",
+                "change::moves_on_same_size_saves",
+                &[],
+            ),
+            Flaw::TokenIsLength => s(
+                "memory_token_is_length",
+                "the change token moves on a save of the same size (here the token is the size)",
                 "change::moves_on_same_size_saves",
                 &[],
             ),
@@ -450,6 +475,12 @@ impl Flaw {
                 "security::blob_not_in_debug",
                 &[],
             ),
+            Flaw::DebugLeaksBase64 => s(
+                "memory_secret_in_debug_base64",
+                "Debug output never contains the blob, base64-encoded either",
+                "security::blob_not_in_debug",
+                &[],
+            ),
             Flaw::LogsBlob => s(
                 "memory_secret_in_logs",
                 "nothing the plugin logs contains the blob",
@@ -528,6 +559,15 @@ impl Flaw {
                     "faults::access_denied_keeps_blob",
                 ],
             ),
+            Flaw::FailedSaveEmptiesBlob => s(
+                "memory_failed_save_empties_blob",
+                "a save that fails on a storage fault leaves the stored blob as it was (not emptied)",
+                "faults::disk_full_keeps_blob",
+                &[
+                    "faults::storage_unavailable_keeps_blob",
+                    "faults::access_denied_keeps_blob",
+                ],
+            ),
             Flaw::LoadFaultAsAbsent => s(
                 "memory_load_fault_as_absent",
                 "a load the storage refused answers an error of its kind, not None",
@@ -550,6 +590,15 @@ impl Flaw {
         }
     }
 
+    /// True for the flaws that keep the injected faults themselves (see [`Shared::faults`]),
+    /// so that they can damage the blob while the storage refuses service.
+    fn keeps_own_faults(self) -> bool {
+        matches!(
+            self,
+            Flaw::FailedSaveLosesBlob | Flaw::FailedSaveEmptiesBlob
+        )
+    }
+
     /// True for the flaws whose `max_size` the correct inner handle enforces.
     fn inner_limit(self) -> Option<usize> {
         match self {
@@ -565,8 +614,8 @@ impl Flaw {
 struct Shared {
     slots: Mutex<HashMap<String, SlotMeta>>,
     locks: Mutex<HashMap<String, Arc<OwnLock>>>,
-    /// Faults injected by the factory, for [`Flaw::FailedSaveLosesBlob`] (which keeps
-    /// them itself, so that it can lose the blob while the storage refuses service).
+    /// Faults injected by the factory, for the flaws that keep them themselves
+    /// ([`Flaw::keeps_own_faults`]).
     faults: Mutex<HashMap<String, ErrorKind>>,
 }
 
@@ -761,7 +810,7 @@ impl CachePersistence for BrokenMemory {
                 Err(e) if e.kind() != ErrorKind::CorruptData => Ok(None),
                 other => other,
             },
-            Flaw::FailedSaveLosesBlob => match self.injected() {
+            flaw if flaw.keeps_own_faults() => match self.injected() {
                 Some(kind) => Err(self.fault_error(kind, "load")),
                 None => self.inner.load(),
             },
@@ -782,6 +831,9 @@ impl CachePersistence for BrokenMemory {
             }
             Flaw::DropsTailAbove1Mb => data = &data[..data.len().min(1_000_000)],
             Flaw::DropsTailAbove4Mib => data = &data[..data.len().min(4 << 20)],
+            Flaw::DropsLastByteAbove100Kib if data.len() > 100 * 1024 => {
+                data = &data[..data.len() - 1];
+            }
             Flaw::KeepsOldTail => {
                 if let Some(old) = self.inner.load()?
                     && old.len() > data.len()
@@ -809,10 +861,15 @@ impl CachePersistence for BrokenMemory {
                 // "Make room" first, then write: the write is refused, the old blob gone.
                 let _ = self.inner.delete();
             }
-            Flaw::FailedSaveLosesBlob => {
+            Flaw::FailedSaveLosesBlob | Flaw::FailedSaveEmptiesBlob => {
                 if let Some(kind) = self.injected() {
-                    // Removes the target before writing the new blob, which then fails.
-                    let _ = self.inner.delete();
+                    // Removes (or truncates) the target before writing the new blob, which
+                    // then fails.
+                    let _ = if self.flaw == Flaw::FailedSaveLosesBlob {
+                        self.inner.delete().map(drop)
+                    } else {
+                        self.inner.save(b"")
+                    };
                     return Err(self.fault_error(kind, "save"));
                 }
             }
@@ -867,7 +924,7 @@ impl CachePersistence for BrokenMemory {
                     false
                 }
             }
-            Flaw::FailedSaveLosesBlob => match self.injected() {
+            flaw if flaw.keeps_own_faults() => match self.injected() {
                 Some(kind) => return Err(self.fault_error(kind, "delete")),
                 None => self.inner.delete()?,
             },
@@ -889,7 +946,7 @@ impl CachePersistence for BrokenMemory {
     }
 
     fn version(&self) -> Result<Option<ChangeToken>> {
-        if self.flaw == Flaw::FailedSaveLosesBlob
+        if self.flaw.keeps_own_faults()
             && let Some(kind) = self.injected()
         {
             return Err(self.fault_error(kind, "version"));
@@ -907,6 +964,10 @@ impl CachePersistence for BrokenMemory {
                     Some(ChangeToken::new(format!("{len}:{secs}")))
                 }
             },
+            Flaw::TokenIsLength => self
+                .inner
+                .load()?
+                .map(|b| ChangeToken::new(b.len().to_string())),
             Flaw::TokenIsContentHash => self
                 .inner
                 .load()?
@@ -1005,9 +1066,15 @@ impl fmt::Debug for BrokenMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("BrokenMemory");
         d.field("name", &self.name).field("flaw", &self.flaw);
-        if self.flaw == Flaw::DebugLeaks {
+        if matches!(self.flaw, Flaw::DebugLeaks | Flaw::DebugLeaksBase64) {
             let stored = self.inner.load().ok().flatten().unwrap_or_default();
-            d.field("blob", &String::from_utf8_lossy(&stored));
+            if self.flaw == Flaw::DebugLeaks {
+                d.field("blob", &String::from_utf8_lossy(&stored));
+            } else {
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&stored);
+                d.field("blob", &encoded);
+            }
         }
         d.finish_non_exhaustive()
     }
@@ -1117,7 +1184,7 @@ impl PluginFactory for MemoryFactory {
 
     fn inject_fault(&self, ns: &Namespace, fault: Fault) -> Result<()> {
         let kind = fault_kind(fault);
-        if self.flaw == Flaw::FailedSaveLosesBlob {
+        if self.flaw.keeps_own_faults() {
             lock(&self.shared.faults).insert(ns.name.clone(), kind);
         } else {
             self.store.inject_fault(&ns.name, kind);
