@@ -3,8 +3,9 @@
 //! It keeps the whole [`CachePersistence`] contract that can be kept inside one process,
 //! so it serves as the "known good" plugin: for tests of code that stores through a plugin,
 //! as the inner plugin of [`FaultyPersistence`](crate::FaultyPersistence) and
-//! [`GatedPersistence`](crate::GatedPersistence), and as the base the deliberately broken
-//! plugins of [`broken`](crate::broken) each break one rule of.
+//! [`GatedPersistence`](crate::GatedPersistence), and as the base the conformance suite's
+//! deliberately broken plugins (in the unpublished `conformance-selftest` crate) each break
+//! one rule of.
 
 use std::{
     collections::HashMap,

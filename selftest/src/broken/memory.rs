@@ -10,8 +10,7 @@
 //! `shared_across_processes: false`. The slot lives in one process's memory, so no other
 //! process can share it, and a lock that excludes every handle and thread of the one process
 //! that can reach the slot excludes everyone there is; the multi-process cases are skipped
-//! because the slot is not shared. (The correct [`InMemoryPersistence`] declares
-//! `cross_process_lock: false` instead; see its documentation for that capability gap.)
+//! because the slot is not shared. The correct [`InMemoryPersistence`] declares the same.
 //!
 //! The rule each flaw breaks and the conformance case that must catch it are in
 //! [`Flaw::spec`], next to the flaw.
