@@ -19,7 +19,7 @@ use std::{
 
 use identity_cache_persistence::{
     ErrorKind, HeldLock,
-    lock::{FileLock, Liveness, LockState},
+    lock::{FileLock, GRACE, Liveness, LockState},
 };
 use support::{Worker, dead_pid, set_age};
 
@@ -565,6 +565,50 @@ fn our_lock_file_is_never_seen_empty() {
         empty, 0,
         "{empty} of {reads} reads found the lock file empty"
     );
+}
+
+/// A holder killed the moment its lock file appears, before it could have written its pid
+/// into a file created empty, costs the next process no grace period: the file appears
+/// with its pid (or not at all), so the pid decides at once. Each round a worker process
+/// asks for the lock, is SIGKILLed as soon as the lock path exists, and we take the lock.
+/// Also checks that what those kills leave (temporary files) is swept, not piled up.
+/// Before the lock file appeared with its content, about every other round waited the
+/// full grace.
+#[test]
+fn a_holder_killed_as_its_lock_file_appears_costs_the_next_no_grace() {
+    const ROUNDS: usize = 200;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.lockfile");
+    let mut left_empty = 0;
+    for round in 0..ROUNDS {
+        let mut worker = Worker::waiter(&path, LONG);
+        let until = Instant::now() + LONG;
+        while fs::symlink_metadata(&path).is_err() {
+            assert!(
+                Instant::now() < until,
+                "round {round}: no lock file appeared"
+            );
+        }
+        worker.sigkill(true);
+        left_empty += usize::from(fs::metadata(&path).is_ok_and(|m| m.len() == 0));
+        let started = Instant::now();
+        let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
+        let waited = started.elapsed();
+        drop(guard);
+        assert!(
+            waited < GRACE / 2,
+            "round {round}: the next acquire waited {waited:?} (the grace is {GRACE:?}); \
+             {left_empty} killed holders so far left an empty lock file"
+        );
+    }
+    let _ = std::io::stderr().write_all(format!("left empty: {left_empty}\n").as_bytes());
+    // Each round's acquire swept the temporary files the kill before it left (their
+    // writer is dead); only the lock's guard file, never removed, stays.
+    let left: Vec<_> = fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["c.lockfile.guard"], "left behind");
 }
 
 #[test]
