@@ -51,6 +51,17 @@ macro_rules! harness {
 /// The body of [`harness!`]: worker mode first, then the trials. Never returns.
 /// `package` is the implementer's package, for the rerun command in failures.
 pub fn main<F: PluginFactory + 'static>(package: &str, factory: F) -> ! {
+    main_with(package, factory, Expectations::none())
+}
+
+/// [`main`] with known gaps: `expectations` apply unless `CONFORMANCE_EXPECTATIONS` names
+/// a file, which then replaces them. For a target that judges a plugin with gaps on
+/// record (a store this project did not write). Never returns.
+pub fn main_with<F: PluginFactory + 'static>(
+    package: &str,
+    factory: F,
+    expectations: Expectations,
+) -> ! {
     // Worker mode must come before anything else: in a worker, stdout is the protocol.
     crate::protocol::serve_worker_if_requested(&factory);
     let launcher: Option<Arc<dyn WorkerLauncher>> = match crate::protocol::SelfExecLauncher::new() {
@@ -60,7 +71,7 @@ pub fn main<F: PluginFactory + 'static>(package: &str, factory: F) -> ! {
             None
         }
     };
-    run_trials(package, Arc::new(factory), launcher)
+    run_trials_with(package, Arc::new(factory), launcher, expectations)
 }
 
 /// Runs every case against `factory` as libtest-mimic trials and exits with their verdict.
@@ -69,6 +80,17 @@ pub fn run_trials(
     package: &str,
     factory: Arc<dyn PluginFactory>,
     launcher: Option<Arc<dyn WorkerLauncher>>,
+) -> ! {
+    run_trials_with(package, factory, launcher, Expectations::none())
+}
+
+/// [`run_trials`] with `expectations` as the known gaps unless `CONFORMANCE_EXPECTATIONS`
+/// names a file.
+pub fn run_trials_with(
+    package: &str,
+    factory: Arc<dyn PluginFactory>,
+    launcher: Option<Arc<dyn WorkerLauncher>>,
+    expectations: Expectations,
 ) -> ! {
     let args = Arguments::from_args();
     let expectations = match std::env::var_os("CONFORMANCE_EXPECTATIONS") {
@@ -79,7 +101,7 @@ pub fn run_trials(
                 std::process::exit(2);
             }
         },
-        None => Expectations::none(),
+        None => expectations,
     };
     let suite = suite_from_env(
         factory,

@@ -19,7 +19,6 @@ fn main() {
     keyring_store::run(
         keyring_store::StoreFactory::new(store, Some(MAX_SIZE)),
         "keyring_store_keyutils.toml",
-        "keyring_store_keyutils",
     )
 }
 

@@ -40,7 +40,6 @@ fn main() {
     keyring_store::run(
         keyring_store::StoreFactory::new(store, None),
         "keyring_store_zbus.toml",
-        TARGET,
     )
 }
 

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use conformance::{DirFaults, Expectations, Fault, Namespace, PluginFactory, harness, protocol};
+use conformance::{DirFaults, Expectations, Fault, Namespace, PluginFactory, harness};
 use identity_cache_persistence::{
     CachePersistence, Error, KeyringStore, Result, platform::SecretStorePersistence, validate_name,
 };
@@ -76,33 +76,12 @@ impl PluginFactory for StoreFactory {
 }
 
 /// As `conformance::harness!`, with the known gaps of `gaps` (a file under `tests/`)
-/// applied; `target` names the test target in rerun commands. A worker process serves
-/// `factory` and exits. Never returns.
-pub fn run(factory: StoreFactory, gaps: &str, target: &str) -> ! {
-    protocol::serve_worker_if_requested(&factory);
+/// applied. A worker process serves `factory` and exits. Never returns.
+pub fn run(factory: StoreFactory, gaps: &str) -> ! {
     let path = format!("{}/tests/{gaps}", env!("CARGO_MANIFEST_DIR"));
     let expectations = Expectations::load(path.as_ref()).unwrap_or_else(|e| {
-        eprintln!("{target}: {e}");
+        eprintln!("{gaps}: {e}");
         std::process::exit(2);
     });
-    let mut suite = harness::suite_from_env(
-        Arc::new(factory),
-        &format!("cargo test -p conformance --test {target} --"),
-    )
-    .with_expectations(expectations);
-    match protocol::SelfExecLauncher::new() {
-        Ok(launcher) => suite = suite.with_launcher(Arc::new(launcher)),
-        Err(e) => eprintln!("{target}: no worker processes ({e})"),
-    }
-    eprintln!(
-        "{target}: checking {} with seed {}",
-        suite.label(),
-        suite.config().seed
-    );
-    let conclusion = libtest_mimic::run(
-        &libtest_mimic::Arguments::from_args(),
-        harness::trials(&suite),
-    );
-    drop(suite);
-    conclusion.exit()
+    harness::main_with(env!("CARGO_PKG_NAME"), factory, expectations)
 }
