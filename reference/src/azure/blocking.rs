@@ -14,11 +14,9 @@ pub(super) async fn run<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> io::Result<T> {
     let (answer, result) = oneshot::channel();
-    thread::Builder::new()
-        .name("token-cache".into())
-        .spawn(move || {
-            let _ = answer.send(work());
-        })?;
+    spawn(move || {
+        let _ = answer.send(work());
+    })?;
     result
         .await
         .map_err(|_| io::Error::other("the token cache thread ended without an answer"))
