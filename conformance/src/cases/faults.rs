@@ -79,14 +79,34 @@ fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Stop> {
     let mut rng = ctx.rng();
     let original = blob::random(&mut rng, ctx.size_up_to(1024));
     check::setup_save(&*p, &original, "original blob")?;
-    inject(ctx, &ns, fault)?;
     // The replacement is larger than any space left, so a full disk cannot take it.
     let replacement = blob::random(&mut rng, ctx.size_up_to(256 * 1024));
     let saver = std::sync::Arc::clone(&p);
-    let result = ctx.within(Duration::from_secs(30), "save under a fault", move || {
-        saver.save(&replacement)
-    });
-    let cleared = ctx.factory().clear_fault(&ns, fault);
+    let result = under_fault(ctx, &ns, fault, "save", move || saver.save(&replacement))?;
+    Ok(Attempt {
+        original,
+        result,
+        p,
+    })
+}
+
+/// Runs `op` (`what`, for messages) with `fault` in force in `ns`, within 30 s, and clears
+/// the fault whatever `op` did: a failure of the hooks is the case's failure, a hook the
+/// factory lacks makes the case skip.
+fn under_fault<T: Send + 'static>(
+    ctx: &Ctx,
+    ns: &crate::Namespace,
+    fault: Fault,
+    what: &str,
+    op: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Stop> {
+    inject(ctx, ns, fault)?;
+    let result = ctx.within(
+        Duration::from_secs(30),
+        &format!("{what} under a fault"),
+        op,
+    );
+    let cleared = ctx.factory().clear_fault(ns, fault);
     let result = result?;
     cleared.map_err(|e| {
         ctx.fail(
@@ -94,11 +114,7 @@ fn attempt(ctx: &Ctx, fault: Fault) -> Result<Attempt, Stop> {
             blob::describe_error(&e),
         )
     })?;
-    Ok(Attempt {
-        original,
-        result,
-        p,
-    })
+    Ok(result)
 }
 
 /// Injects `fault` through the factory's hook; a hook the factory lacks makes the case skip.
@@ -161,18 +177,9 @@ pub fn storage_unavailable_kind(ctx: &Ctx) -> Result<(), Stop> {
 pub fn storage_unavailable_load_kind(ctx: &Ctx) -> Result<(), Stop> {
     let (ns, p) = ctx.fresh()?;
     check::setup_save(&*p, b"{\"stored before the fault\": true}", "original blob")?;
-    inject(ctx, &ns, Fault::StorageUnavailable)?;
     let loader = std::sync::Arc::clone(&p);
-    let result = ctx.within(Duration::from_secs(30), "load under a fault", move || {
+    let result = under_fault(ctx, &ns, Fault::StorageUnavailable, "load", move || {
         loader.load()
-    });
-    let cleared = ctx.factory().clear_fault(&ns, Fault::StorageUnavailable);
-    let result = result?;
-    cleared.map_err(|e| {
-        ctx.fail(
-            "the factory's clear_fault(storage_unavailable) hook works",
-            blob::describe_error(&e),
-        )
     })?;
     check::kind(
         ctx,
@@ -221,19 +228,8 @@ pub fn release_refused_is_reported(ctx: &Ctx) -> Result<(), Stop> {
             Box::new(ctx.plugin(&ns)?)
         };
     let guard = ctx.ok("lock of a fresh slot", p.lock(Duration::from_secs(5)))?;
-    inject(ctx, &ns, Fault::AccessDenied)?;
-    let released = ctx.within(
-        Duration::from_secs(30),
-        "release under a fault",
-        move || guard.release(),
-    );
-    let cleared = ctx.factory().clear_fault(&ns, Fault::AccessDenied);
-    let released = released?;
-    cleared.map_err(|e| {
-        ctx.fail(
-            "the factory's clear_fault(access_denied) hook works",
-            blob::describe_error(&e),
-        )
+    let released = under_fault(ctx, &ns, Fault::AccessDenied, "release", move || {
+        guard.release()
     })?;
     if released.is_err() {
         return Ok(());
