@@ -24,7 +24,7 @@ use std::{fmt, sync::Arc};
 
 use keyring_core::{CredentialStore, Entry, Error as KeyringError};
 
-use super::platform::{SecretStore, StoreError, StoreFailure, validate_store};
+use super::platform::{SecretStore, StoreError, StoreFailure, probe_name, validate_store};
 use crate::error::{Error, Result};
 
 /// The entry of one service and user in a `keyring-core` credential store.
@@ -83,12 +83,7 @@ impl KeyringStore {
     /// The validation probe, as MSAL's `verifyPersistence`: stores, reads back and deletes
     /// an entry of `service` with a user unique to the probe, never a cache's.
     pub fn validate(store: &Arc<CredentialStore>, service: &str) -> Result<()> {
-        let user = format!(
-            "identity-cache-persistence validation {}-{:016x}",
-            std::process::id(),
-            fastrand::u64(..)
-        );
-        validate_store(&KeyringStore::new(store, service, &user)?)
+        validate_store(&KeyringStore::new(store, service, &probe_name())?)
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::{fmt, path::Path, path::PathBuf, time::Duration};
 
+use super::probe_name;
+
 use crate::{
     backends::file::FilePersistence,
     error::{BoxError, Error, ErrorKind, Result},
@@ -78,11 +80,7 @@ impl<C: Cipher> EncryptedFilePersistence<C> {
     /// - Encryption fails: [`Other`](ErrorKind::Other) with the cipher's error as source.
     /// - Decryption fails or gives other bytes: [`Other`](ErrorKind::Other).
     pub fn validate(&self) -> Result<()> {
-        let value = format!(
-            "identity-cache-persistence validation {}-{:016x}",
-            std::process::id(),
-            fastrand::u64(..)
-        );
+        let value = probe_name();
         let sealed = self.cipher.encrypt(value.as_bytes()).map_err(|e| {
             Error::with_source(
                 ErrorKind::Other,

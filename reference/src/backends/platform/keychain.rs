@@ -14,8 +14,10 @@ use security_framework::{
 
 use super::{
     keychain_item::{KEYCHAIN_SERVICE, KeychainAccount},
-    keychain_status::{found, validation_account},
-    secret_store::{SecretStore, SecretStorePersistence, StoreError, StoreFailure, validate_store},
+    keychain_status::found,
+    secret_store::{
+        SecretStore, SecretStorePersistence, StoreError, StoreFailure, probe_name, validate_store,
+    },
 };
 use crate::error::Result;
 
@@ -131,7 +133,7 @@ impl KeychainPersistence {
     /// keychain: [`StorageUnavailable`](crate::ErrorKind::StorageUnavailable). See
     /// [`validate_store`].
     pub fn validate(&self) -> Result<()> {
-        validate_store(&Keychain::new(KEYCHAIN_SERVICE, validation_account()))
+        validate_store(&Keychain::new(KEYCHAIN_SERVICE, probe_name()))
     }
 }
 

@@ -1,18 +1,8 @@
 //! What the Keychain's answers mean for the cache: its `OSStatus` codes (Security/SecBase.h)
-//! as [`StoreFailure`]s, and the probe's account. Pure data, compiled for the macOS
+//! as [`StoreFailure`]s. Pure data, compiled for the macOS
 //! backend and for the unit tests on every platform.
 
 use super::secret_store::{StoreError, StoreFailure};
-
-/// An account for a validation probe item: unique to the probe, so that it never is a
-/// cache's item and concurrent probes do not collide.
-pub(crate) fn validation_account() -> String {
-    format!(
-        "identity-cache-persistence validation {}-{:016x}",
-        std::process::id(),
-        fastrand::u64(..)
-    )
-}
 
 /// What a Keychain `OSStatus` (Security/SecBase.h) means for the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,14 +86,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ErrorKind, platform::SHARED_KEYCHAIN_ACCOUNT};
-
-    #[test]
-    fn validation_accounts_are_unique_and_not_a_cache_account() {
-        let (a, b) = (validation_account(), validation_account());
-        assert_ne!(a, b);
-        assert_ne!(a, SHARED_KEYCHAIN_ACCOUNT);
-    }
+    use crate::ErrorKind;
 
     #[test]
     fn status_codes() {

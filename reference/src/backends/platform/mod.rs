@@ -71,10 +71,10 @@ mod keychain;
 
 pub use encrypted_file::{Cipher, EncryptedFilePersistence};
 pub use keychain_item::{KEYCHAIN_SERVICE, KeychainAccount, SHARED_KEYCHAIN_ACCOUNT};
-pub(crate) use secret_store::utf8_cache_name;
 pub use secret_store::{
     SecretStore, SecretStorePersistence, StoreError, StoreFailure, validate_store,
 };
+pub(crate) use secret_store::{probe_name, utf8_cache_name};
 
 #[cfg(all(windows, feature = "dpapi"))]
 pub use dpapi::{Dpapi, DpapiPersistence};

@@ -377,6 +377,16 @@ pub(crate) fn utf8_cache_name<'a>(cache_path: &'a Path, store: &str) -> Result<&
         })
 }
 
+/// A name or value unique to one validation probe (this process, a random number), so
+/// that a probe never names a cache's item and concurrent probes do not collide.
+pub(crate) fn probe_name() -> String {
+    format!(
+        "identity-cache-persistence validation {}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    )
+}
+
 /// The validation probe for a store bound to a separate slot (never the cache's item):
 /// stores a unique value, reads it back and deletes it, as MSAL's `verifyPersistence`.
 ///
@@ -387,11 +397,7 @@ pub(crate) fn utf8_cache_name<'a>(cache_path: &'a Path, store: &str) -> Result<&
 ///
 /// The item is deleted whether or not reading it back worked.
 pub fn validate_store(store: &dyn SecretStore) -> Result<()> {
-    let value = format!(
-        "identity-cache-persistence validation {}-{:016x}",
-        std::process::id(),
-        fastrand::u64(..)
-    );
+    let value = probe_name();
     let fail = |action: &str, err: StoreError| {
         err.into_error(|| {
             format!(
@@ -426,4 +432,17 @@ pub fn validate_store(store: &dyn SecretStore) -> Result<()> {
         }
     }
     removed.map(|_| ()).map_err(|e| fail("delete", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_name;
+    use crate::platform::SHARED_KEYCHAIN_ACCOUNT;
+
+    #[test]
+    fn probe_names_are_unique_and_not_a_cache_account() {
+        let (a, b) = (probe_name(), probe_name());
+        assert_ne!(a, b);
+        assert_ne!(a, SHARED_KEYCHAIN_ACCOUNT);
+    }
 }
