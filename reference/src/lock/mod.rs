@@ -127,7 +127,7 @@ pub use holder::Liveness;
 pub use stale::{GRACE, Holder};
 
 #[cfg(unix)]
-use crate::backends::file::temp;
+use crate::backends::file::{directory_of, temp};
 use crate::{
     error::{Error, ErrorKind, Result},
     persistence::HeldLock,
@@ -523,10 +523,7 @@ fn is_taken(e: &io::Error) -> bool {
 /// (see the module documentation); `true` when the content is written.
 #[cfg(unix)]
 fn create_with_content(path: &Path, swept: &OnceLock<()>) -> io::Result<(File, bool)> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = directory_of(path);
     // A temporary file of a process killed before it unlinked it is removed by the first
     // acquire of this lock in a later process (its writer no longer runs).
     // Named `.lockfile.<pid>-<random>.tmp`, not after the lock file: a cache name of the

@@ -75,10 +75,7 @@ impl FilePersistence {
     }
 
     fn directory(&self) -> &Path {
-        match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        }
+        directory_of(&self.path)
     }
 
     /// Writes `data` to a new temporary file beside the cache file and makes it durable.
@@ -263,6 +260,14 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
             Error::io("create directory", dir, e)
         }
     })
+}
+
+/// The directory a file at `path` is in: its parent, or `.` for a bare file name.
+pub(crate) fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 /// Creates a new file that only its owner can read and write.
