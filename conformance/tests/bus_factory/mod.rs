@@ -89,7 +89,7 @@ impl BusFactory {
             return Ok(self.address.clone());
         };
         let mut relays = faults.relays();
-        let key = (ns.dir.clone(), ns.name.clone());
+        let key = slot(ns);
         if let Some(relay) = relays.get(&key) {
             return Ok(relay.address());
         }
@@ -126,7 +126,7 @@ impl Faults {
     fn set_cut(&self, ns: &Namespace, cut: bool) -> Result<()> {
         let relays = self.relays();
         let relay = relays
-            .get(&(ns.dir.clone(), ns.name.clone()))
+            .get(&slot(ns))
             .ok_or_else(|| Error::new(ErrorKind::Other, "no handle was made for this namespace"))?;
         if cut {
             relay.cut();
@@ -135,6 +135,11 @@ impl Faults {
         }
         Ok(())
     }
+}
+
+/// The relay key of `ns`: equal namespaces share one relay.
+fn slot(ns: &Namespace) -> (PathBuf, String) {
+    (ns.dir.clone(), ns.name.clone())
 }
 
 fn unix_path(address: &str) -> Option<PathBuf> {
@@ -158,16 +163,13 @@ impl PluginFactory for BusFactory {
     fn cleanup(&self, ns: &Namespace) -> Result<()> {
         if let Some(faults) = &self.faults {
             faults.dirs.clear_any(&ns.dir)?;
-            if faults
-                .relays()
-                .contains_key(&(ns.dir.clone(), ns.name.clone()))
-            {
+            if faults.relays().contains_key(&slot(ns)) {
                 faults.set_cut(ns, false)?;
             }
         }
         let deleted = self.create(ns)?.delete().map(|_| ());
         if let Some(faults) = &self.faults {
-            faults.relays().remove(&(ns.dir.clone(), ns.name.clone()));
+            faults.relays().remove(&slot(ns));
         }
         deleted
     }
