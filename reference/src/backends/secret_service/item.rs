@@ -39,6 +39,14 @@ impl SecretServiceItem {
         }
     }
 
+    /// The same item, reached over `connector`.
+    pub(crate) fn on(&self, connector: Arc<Connector>) -> Self {
+        SecretServiceItem {
+            connector,
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn connector(&self) -> &Arc<Connector> {
         &self.connector
     }

@@ -86,11 +86,7 @@ impl SecretServicePersistence {
     /// change the process environment.
     pub fn with_bus_address(self, address: impl Into<String>) -> Self {
         let connector = Arc::new(Connector::new(BusAddress::Explicit(address.into())));
-        let item = SecretServiceItem::new(
-            connector,
-            self.profile,
-            self.profile.layout(&self.cache_name),
-        );
+        let item = self.inner.store().on(connector);
         SecretServicePersistence {
             inner: self.inner.with_store(item),
             ..self
