@@ -52,31 +52,6 @@ impl Config {
         }
     }
 
-    /// Reads `CONFORMANCE_SEED`, `CONFORMANCE_CASES` and `CONFORMANCE_THOROUGH` (`1`/`true`)
-    /// over the defaults, for the test harnesses.
-    pub fn from_env() -> Self {
-        let mut config = Config::new();
-        if let Some(seed) = std::env::var("CONFORMANCE_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-        {
-            config.seed = seed;
-        }
-        if matches!(
-            std::env::var("CONFORMANCE_THOROUGH").as_deref(),
-            Ok("1") | Ok("true") | Ok("yes")
-        ) {
-            config = config.thorough(true);
-        }
-        if let Some(cases) = std::env::var("CONFORMANCE_CASES")
-            .ok()
-            .and_then(|s| s.parse().ok())
-        {
-            config.cases = cases;
-        }
-        config
-    }
-
     /// Sets `thorough`, and raises `cases` to [`Self::THOROUGH_CASES`] when turning it on.
     pub fn thorough(mut self, yes: bool) -> Self {
         self.thorough = yes;

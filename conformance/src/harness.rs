@@ -28,12 +28,12 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 use crate::{
-    ctx::Config,
     expectations::Expectations,
     factory::{PluginFactory, WorkerLauncher},
     registry,
     report::Outcome,
     run::Suite,
+    settings::EnvSettings,
 };
 
 /// Generates `fn main()` for a `harness = false` test target that checks the factory made
@@ -93,18 +93,14 @@ pub fn run_trials_with(
     expectations: Expectations,
 ) -> ! {
     let args = Arguments::from_args();
-    let expectations = match std::env::var_os("CONFORMANCE_EXPECTATIONS") {
-        Some(path) => match Expectations::load(path.as_ref()) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("conformance: {e}");
-                std::process::exit(2);
-            }
-        },
+    let settings = settings_or_exit();
+    let expectations = match &settings.expectations {
+        Some(path) => Expectations::load(path).unwrap_or_else(|e| exit_setup(&e)),
         None => expectations,
     };
-    let suite = suite_from_env(
+    let suite = suite_with(
         factory,
+        &settings,
         &format!("cargo test -p {package} --test {} --", test_target_name()),
     )
     .with_expectations(expectations);
@@ -139,8 +135,14 @@ pub fn run_trials_with(
 ///
 /// Exits with status 2 when the suite's scratch directory cannot be made: there is
 /// nothing to check then.
+///
+/// Exits with status 2 too when a setting is malformed (`CONFORMANCE_SEED=abc`).
 pub fn suite_from_env(factory: Arc<dyn PluginFactory>, command: &str) -> Suite {
-    let mut config = Config::from_env();
+    suite_with(factory, &settings_or_exit(), command)
+}
+
+fn suite_with(factory: Arc<dyn PluginFactory>, settings: &EnvSettings, command: &str) -> Suite {
+    let mut config = settings.config();
     config.rerun = format!(
         "CONFORMANCE_SEED={{seed}} CONFORMANCE_CASES={}{} {command} --exact {{case}}",
         config.cases,
@@ -152,11 +154,19 @@ pub fn suite_from_env(factory: Arc<dyn PluginFactory>, command: &str) -> Suite {
     );
     match Suite::new(factory, config) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("conformance: cannot create a scratch directory: {e}");
-            std::process::exit(2);
-        }
+        Err(e) => exit_setup(&format!("cannot create a scratch directory: {e}")),
     }
+}
+
+/// The environment's settings; a malformed one ends the run as a setup error.
+fn settings_or_exit() -> EnvSettings {
+    EnvSettings::read().unwrap_or_else(|e| exit_setup(&e))
+}
+
+/// Ends the run with status 2, the status of a run that could not start.
+fn exit_setup(message: &str) -> ! {
+    eprintln!("conformance: {message}");
+    std::process::exit(2)
 }
 
 /// One trial per case of the registry.

@@ -38,6 +38,7 @@ pub mod protocol;
 pub mod registry;
 pub mod report;
 pub mod run;
+pub mod settings;
 
 pub use case::{Case, Need};
 pub use ctx::{Config, Ctx};
@@ -49,3 +50,4 @@ pub use file_factory::FileFactory;
 pub use registry::{all_cases, applicable, select};
 pub use report::{CaseReport, Outcome, Report};
 pub use run::Suite;
+pub use settings::EnvSettings;

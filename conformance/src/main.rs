@@ -13,7 +13,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use conformance::{
-    Config, Expectations, FileFactory, PluginFactory, Suite, WorkerLauncher, all_cases,
+    EnvSettings, Expectations, FileFactory, PluginFactory, Suite, WorkerLauncher, all_cases,
     protocol::{EXEC_PREFIX, ExecFactory, SelfExecLauncher, serve_worker_if_requested},
     report::{self, Outcome},
     select,
@@ -31,12 +31,15 @@ struct Cli {
     #[arg(long = "filter", value_name = "GLOB")]
     filters: Vec<String>,
     /// Property-test cases for the model area (default 16 sequences of up to 40 steps; 1024 with --thorough).
-    #[arg(long, env = "CONFORMANCE_CASES")]
+    /// Over CONFORMANCE_CASES.
+    #[arg(long)]
     cases: Option<u32>,
     /// The seed of every randomized choice; printed with each failure to reproduce it.
-    #[arg(long, env = "CONFORMANCE_SEED")]
+    /// Over CONFORMANCE_SEED.
+    #[arg(long)]
     seed: Option<u64>,
-    /// Release gating: many more property cases, longer races, more repetitions.
+    /// Release gating: many more property cases, longer races, more repetitions. Also set
+    /// by CONFORMANCE_THOROUGH=1.
     #[arg(long)]
     thorough: bool,
     /// Write the report as JSON to this file.
@@ -46,7 +49,8 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     junit: Option<PathBuf>,
     /// Known gaps: a file of `"case glob" = "reason"` lines (see the expectations module).
-    #[arg(long, env = "CONFORMANCE_EXPECTATIONS", value_name = "PATH")]
+    /// Over CONFORMANCE_EXPECTATIONS.
+    #[arg(long, value_name = "PATH")]
     expectations: Option<PathBuf>,
     /// List the cases (name and rule) and exit.
     #[arg(long)]
@@ -81,20 +85,22 @@ fn run(cli: Cli) -> Result<bool, String> {
         return Err(format!("no case matches the filters {:?}", cli.filters));
     }
     let (factory, launcher) = plugin(&cli.plugin)?;
-    let mut config = Config::new().thorough(cli.thorough);
-    if let Some(seed) = cli.seed {
-        config.seed = seed;
-    }
-    if let Some(n) = cli.cases {
-        config.cases = n;
-    }
+    // The flags over the environment's settings.
+    let env = EnvSettings::read()?;
+    let settings = EnvSettings {
+        seed: cli.seed.or(env.seed),
+        cases: cli.cases.or(env.cases),
+        thorough: cli.thorough || env.thorough,
+        expectations: cli.expectations.or(env.expectations),
+    };
+    let mut config = settings.config();
     config.rerun = format!(
         "cargo run -p conformance -- --plugin '{}' --filter '{{case}}' --seed {{seed}} --cases {}{}",
         cli.plugin,
         config.cases,
-        if cli.thorough { " --thorough" } else { "" }
+        if config.thorough { " --thorough" } else { "" }
     );
-    let expectations = match &cli.expectations {
+    let expectations = match &settings.expectations {
         Some(path) => Expectations::load(path)?,
         None => Expectations::none(),
     };

@@ -22,7 +22,7 @@ fn main() {}
 mod unix {
     use std::sync::Arc;
 
-    use conformance::{Config, Need, Outcome, Suite, all_cases, protocol::ExecFactory};
+    use conformance::{EnvSettings, Need, Outcome, Suite, all_cases, protocol::ExecFactory};
     use libtest_mimic::{Arguments, Failed, Trial};
 
     const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/file_plugin.py");
@@ -122,7 +122,8 @@ def release_all(self):
     /// `case` fails against the example plugin broken by `patch`.
     fn caught(case_name: &str, patch: &str) -> Result<(), Failed> {
         let factory = Arc::new(ExecFactory::new(broken_command(patch)));
-        let suite = Suite::new(factory.clone(), Config::from_env())?.with_launcher(factory);
+        let suite =
+            Suite::new(factory.clone(), EnvSettings::read()?.config())?.with_launcher(factory);
         let case = all_cases()
             .into_iter()
             .find(|c| c.name == case_name)
@@ -139,7 +140,9 @@ def release_all(self):
     pub fn main() {
         let args = Arguments::from_args();
         let factory = Arc::new(ExecFactory::new(command()));
-        let mut config = Config::from_env();
+        let mut config = EnvSettings::read()
+            .expect("valid CONFORMANCE_* settings")
+            .config();
         config.rerun = "CONFORMANCE_SEED={seed} cargo test -p conformance --test protocol_python -- '{case}' --exact"
             .into();
         let suite = match Suite::new(factory.clone(), config) {

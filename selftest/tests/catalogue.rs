@@ -19,8 +19,8 @@ use std::{
 };
 
 use conformance::{
-    Config, Expectations, FileFactory, Outcome, PluginFactory, Report, Suite, WorkerLauncher,
-    all_cases,
+    Config, EnvSettings, Expectations, FileFactory, Outcome, PluginFactory, Report, Suite,
+    WorkerLauncher, all_cases,
     protocol::{SelfExecLauncher, is_worker, serve_worker},
 };
 use conformance_selftest::broken::{self, BrokenPlugin};
@@ -106,10 +106,9 @@ fn serve_as_worker() -> ! {
 }
 
 fn config() -> Config {
-    let mut config = Config::from_env();
-    if std::env::var_os("CONFORMANCE_SEED").is_none() {
-        config.seed = 7;
-    }
+    let settings = EnvSettings::read().expect("valid CONFORMANCE_* settings");
+    let mut config = settings.config();
+    config.seed = settings.seed.unwrap_or(7);
     config.rerun =
         "CONFORMANCE_SEED={seed} cargo test -p conformance-selftest --test catalogue -- {case}"
             .into();

@@ -27,7 +27,7 @@ mod unix {
         time::Instant,
     };
 
-    use conformance::{Config, Outcome, Suite, all_cases, protocol::ExecFactory};
+    use conformance::{Config, EnvSettings, Outcome, Suite, all_cases, protocol::ExecFactory};
 
     use super::table;
     use libtest_mimic::{Arguments, Failed, Trial};
@@ -117,10 +117,9 @@ mod unix {
     }
 
     fn config() -> Config {
-        let mut config = Config::from_env();
-        if std::env::var_os("CONFORMANCE_SEED").is_none() {
-            config.seed = 7;
-        }
+        let settings = EnvSettings::read().expect("valid CONFORMANCE_* settings");
+        let mut config = settings.config();
+        config.seed = settings.seed.unwrap_or(7);
         config.rerun = "CONFORMANCE_SEED={seed} cargo test -p conformance-selftest --test catalogue_protocol -- {case}".into();
         config
     }
