@@ -115,7 +115,7 @@ class FilePlugin:
             "location": self.path,
             "capabilities": {
                 "encrypts_at_rest": False,
-                "cross_process_lock": True,
+                "exclusive_lock": True,
                 "change_detection": True,
                 "shared_across_processes": True,
                 "max_size": None,

@@ -50,7 +50,7 @@ impl fmt::Debug for Case {
 /// they never make it pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// The plugin declares [`Capabilities::cross_process_lock`]: its lock excludes every
+    /// The plugin declares [`Capabilities::exclusive_lock`]: its lock excludes every
     /// other holder of the slot. A plugin whose slot is not shared across processes (an
     /// in-memory store) declares it when its lock excludes every handle and thread, since
     /// no other process can hold that slot.
@@ -79,12 +79,9 @@ impl Need {
     pub fn unmet(self, caps: &Capabilities, has_launcher: bool) -> Option<String> {
         let reason = |met: bool, why: &str| (!met).then(|| why.to_string());
         match self {
-            Need::Lock => reason(
-                caps.cross_process_lock,
-                "plugin declares no cross-process lock",
-            ),
+            Need::Lock => reason(caps.exclusive_lock, "plugin declares no cross-process lock"),
             Need::NoLock => reason(
-                !caps.cross_process_lock,
+                !caps.exclusive_lock,
                 "plugin declares a lock (its refusal is not applicable)",
             ),
             Need::ChangeDetection => {

@@ -302,7 +302,7 @@ mod unix {
         Ok(())
     }
 
-    const HELLO_OK: &str = r#"{"id":0,"ok":{"name":"fake","version":"0","protocol":1,"backend":"fake","location":"-","capabilities":{"encrypts_at_rest":false,"cross_process_lock":true,"change_detection":true,"shared_across_processes":true,"max_size":null}}}"#;
+    const HELLO_OK: &str = r#"{"id":0,"ok":{"name":"fake","version":"0","protocol":1,"backend":"fake","location":"-","capabilities":{"encrypts_at_rest":false,"exclusive_lock":true,"change_detection":true,"shared_across_processes":true,"max_size":null}}}"#;
 
     /// A fake plugin: answers hello properly, then runs `then` (a shell snippet) on the next
     /// request.

@@ -209,9 +209,9 @@ impl fmt::Debug for InMemoryStore {
 ///
 /// - `shared_across_processes: false`: another process has its own memory, so it cannot
 ///   see the blob; the multi-process checks do not apply.
-/// - `cross_process_lock: true`: the lock excludes every holder that can reach the slot,
+/// - `exclusive_lock: true`: the lock excludes every holder that can reach the slot,
 ///   which here is every handle and thread of this process (see
-///   [`Capabilities::cross_process_lock`]). Code under test that locks needs a lock that
+///   [`Capabilities::exclusive_lock`]). Code under test that locks needs a lock that
 ///   works, so this plugin provides one.
 /// - `change_detection: true`.
 /// - `encrypts_at_rest: false`. Nothing reaches the disk, so the check behind this flag
@@ -320,9 +320,9 @@ impl CachePersistence for InMemoryPersistence {
         Description::new(
             "memory",
             format!("memory:{}", self.slot.name),
-            Capabilities::full_plaintext()
+            Capabilities::full()
                 .encrypts_at_rest(false)
-                .cross_process_lock(true)
+                .exclusive_lock(true)
                 .shared_across_processes(false)
                 .change_detection(true)
                 .max_size(self.max_size),

@@ -392,7 +392,7 @@ fn describes_itself_as_a_process_local_unencrypted_plugin() {
     assert_eq!(description.location, "memory:msal.cache");
     let caps = description.capabilities;
     assert!(
-        caps.cross_process_lock,
+        caps.exclusive_lock,
         "its lock excludes every holder that can reach the slot"
     );
     assert!(!caps.shared_across_processes);

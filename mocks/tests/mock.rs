@@ -147,13 +147,8 @@ fn the_mock_is_a_send_sync_trait_object_with_debug_and_describe() {
     assert_send_sync::<MockCachePersistence>();
 
     let mut mock = MockCachePersistence::new();
-    mock.expect_describe().returning(|| {
-        Description::new(
-            "mock",
-            "nowhere",
-            Capabilities::full_plaintext().max_size(Some(1)),
-        )
-    });
+    mock.expect_describe()
+        .returning(|| Description::new("mock", "nowhere", Capabilities::full().max_size(Some(1))));
     let plugin: Arc<dyn CachePersistence> = Arc::new(mock);
     assert_eq!(plugin.describe().capabilities.max_size, Some(1));
     assert!(format!("{plugin:?}").contains("MockCachePersistence"));

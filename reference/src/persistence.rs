@@ -90,7 +90,7 @@ pub trait CachePersistence: Send + Sync + fmt::Debug {
     ///   [`LockTimeout`](crate::ErrorKind::LockTimeout) at once.
     /// - Plugins without a lock return `Err` of kind
     ///   [`NotSupported`](crate::ErrorKind::NotSupported) and say so in
-    ///   [`Capabilities::cross_process_lock`].
+    ///   [`Capabilities::exclusive_lock`].
     fn lock(&self, wait: Duration) -> Result<LockGuard>;
 }
 
@@ -188,7 +188,7 @@ pub struct Capabilities {
     /// only its own process can reach (in memory) declares `true` when its lock excludes
     /// that process's handles and threads. `false` means there is no lock at all, and
     /// `lock` answers [`NotSupported`](crate::ErrorKind::NotSupported).
-    pub cross_process_lock: bool,
+    pub exclusive_lock: bool,
     /// [`CachePersistence::version`] is supported.
     pub change_detection: bool,
     /// Several processes share the slot (false for a purely in-memory plugin).
@@ -203,18 +203,20 @@ impl Capabilities {
     pub const fn none() -> Self {
         Capabilities {
             encrypts_at_rest: false,
-            cross_process_lock: false,
+            exclusive_lock: false,
             change_detection: false,
             shared_across_processes: false,
             max_size: None,
         }
     }
 
-    /// Capabilities of a plugin that does everything and stores in plaintext.
-    pub const fn full_plaintext() -> Self {
+    /// Capabilities of a shared store that does everything: an exclusive lock, change
+    /// detection, several processes, no size limit. Encryption at rest is not declared by
+    /// default: a plugin that encrypts says so with [`encrypts_at_rest`](Self::encrypts_at_rest).
+    pub const fn full() -> Self {
         Capabilities {
             encrypts_at_rest: false,
-            cross_process_lock: true,
+            exclusive_lock: true,
             change_detection: true,
             shared_across_processes: true,
             max_size: None,
@@ -227,9 +229,9 @@ impl Capabilities {
         self
     }
 
-    /// Sets [`Capabilities::cross_process_lock`].
-    pub const fn cross_process_lock(mut self, yes: bool) -> Self {
-        self.cross_process_lock = yes;
+    /// Sets [`Capabilities::exclusive_lock`].
+    pub const fn exclusive_lock(mut self, yes: bool) -> Self {
+        self.exclusive_lock = yes;
         self
     }
 

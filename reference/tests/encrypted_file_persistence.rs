@@ -233,7 +233,7 @@ fn describe_declares_encryption_and_names_the_scheme() {
     let d = p.describe();
     assert_eq!(d.backend, "test-cipher-file");
     assert!(d.capabilities.encrypts_at_rest);
-    assert!(d.capabilities.cross_process_lock && d.capabilities.change_detection);
+    assert!(d.capabilities.exclusive_lock && d.capabilities.change_detection);
     assert!(d.location.contains("test cipher"), "{}", d.location);
     assert!(
         d.location

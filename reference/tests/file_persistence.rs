@@ -266,5 +266,5 @@ fn debug_and_description_name_the_path_and_nothing_else() {
     assert_eq!(description.backend, "file");
     assert_eq!(description.location, path.display().to_string());
     assert!(!description.capabilities.encrypts_at_rest);
-    assert!(description.capabilities.cross_process_lock);
+    assert!(description.capabilities.exclusive_lock);
 }

@@ -340,7 +340,7 @@ fn describe_declares_encryption_and_debug_shows_no_blob() {
     let d = p.describe();
     assert_eq!(d.backend, "memory-store");
     assert!(d.capabilities.encrypts_at_rest);
-    assert!(d.capabilities.cross_process_lock && d.capabilities.change_detection);
+    assert!(d.capabilities.exclusive_lock && d.capabilities.change_detection);
     assert!(d.location.contains("in-memory test item"), "{}", d.location);
     assert!(
         d.location

@@ -224,7 +224,7 @@ impl Sut<'_> {
             }
             Step::Lock(h) => {
                 let result = self.timed_lock(*h, Duration::from_secs(5))?;
-                match (caps.cross_process_lock, result) {
+                match (caps.exclusive_lock, result) {
                     (true, Ok(guard)) => {
                         self.guard = Some(guard);
                         Ok(())
@@ -242,7 +242,7 @@ impl Sut<'_> {
             }
             Step::TryLock(h) => {
                 let result = self.timed_lock(*h, Duration::from_millis(20))?;
-                let expected = if caps.cross_process_lock {
+                let expected = if caps.exclusive_lock {
                     ErrorKind::LockTimeout
                 } else {
                     ErrorKind::NotSupported

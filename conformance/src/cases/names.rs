@@ -50,7 +50,7 @@ pub fn every_valid_name_works(ctx: &Ctx) -> Result<(), Stop> {
         let p = ctx.plugin(&ns)?;
         check::save(ctx, &*p, b"first", &what)?;
         check::loads(ctx, &*p, Some(b"first"), &what)?;
-        if ctx.caps().cross_process_lock {
+        if ctx.caps().exclusive_lock {
             let guard = ctx.ok(&format!("{what}: lock"), p.lock(super::lock::GRANT))?;
             check::save(ctx, &*p, b"second, under the lock", &what)?;
             ctx.ok(&format!("{what}: release"), guard.release())?;

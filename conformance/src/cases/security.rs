@@ -189,7 +189,7 @@ fn exercise(
     check::save(ctx, &**p, data, "save")?;
     ctx.ok("load", p.load())?;
     let _ = p.version();
-    if ctx.caps().cross_process_lock {
+    if ctx.caps().exclusive_lock {
         return lock::take(ctx, p, "lock").map(Some);
     }
     Ok(None)
@@ -333,7 +333,7 @@ pub fn blob_not_in_errors(ctx: &Ctx) -> Result<(), Stop> {
     check::save(ctx, &*p, &data, "save")?;
     let mut errors: Vec<(String, Error)> = Vec::new();
     let caps = *ctx.caps();
-    if caps.cross_process_lock {
+    if caps.exclusive_lock {
         let guard = lock::take(ctx, &p, "lock")?;
         let other = ctx.plugin(&ns)?;
         if let (Err(e), _) = lock::timed_lock(
@@ -424,7 +424,7 @@ pub fn blob_not_in_logs(ctx: &Ctx) -> Result<(), Stop> {
         check::save(ctx, &*p, &data, "save")?;
         ctx.ok("load", p.load())?;
         let _ = p.version();
-        if caps.cross_process_lock {
+        if caps.exclusive_lock {
             let guard = ctx.ok("lock", p.lock(lock::GRANT))?;
             let _ = other.lock(std::time::Duration::from_millis(20));
             drop(guard);

@@ -311,7 +311,9 @@ pub fn reply_line(id: u64, reply: &Reply) -> String {
             "location": info.location,
             "capabilities": {
                 "encrypts_at_rest": info.capabilities.encrypts_at_rest,
-                "cross_process_lock": info.capabilities.cross_process_lock,
+                "exclusive_lock": info.capabilities.exclusive_lock,
+                // The name of the first protocol-1 suites, for those that still read it.
+                "cross_process_lock": info.capabilities.exclusive_lock,
                 "change_detection": info.capabilities.change_detection,
                 "shared_across_processes": info.capabilities.shared_across_processes,
                 "max_size": info.capabilities.max_size,
@@ -411,9 +413,9 @@ fn parse_hello(fields: &Fields<'_>) -> Result<HelloInfo, String> {
         ),
         Some(_) => return Err("`capabilities.max_size` must be an integer or null".into()),
     };
-    let capabilities = Capabilities::full_plaintext()
+    let capabilities = Capabilities::full()
         .encrypts_at_rest(caps.bool_field("encrypts_at_rest")?)
-        .cross_process_lock(caps.bool_field("cross_process_lock")?)
+        .exclusive_lock(caps.exclusive_lock()?)
         .change_detection(caps.bool_field("change_detection")?)
         .shared_across_processes(caps.bool_field("shared_across_processes")?)
         .max_size(max_size);
@@ -469,6 +471,17 @@ impl<'a> Fields<'a> {
         match self.object.get(name) {
             Some(Value::Bool(b)) => Ok(*b),
             _ => Err(self.missing(name, "true or false")),
+        }
+    }
+
+    /// `exclusive_lock`, or `cross_process_lock`, its name in the first protocol-1
+    /// plugins; the new name wins when both are present.
+    fn exclusive_lock(&self) -> Result<bool, String> {
+        match self.object.get("exclusive_lock") {
+            None => self
+                .bool_field("cross_process_lock")
+                .map_err(|_| self.missing("exclusive_lock", "true or false")),
+            Some(_) => self.bool_field("exclusive_lock"),
         }
     }
 
@@ -590,7 +603,7 @@ mod tests {
             protocol: 1,
             backend: "file".into(),
             location: "/x".into(),
-            capabilities: Capabilities::full_plaintext().max_size(Some(10)),
+            capabilities: Capabilities::full().max_size(Some(10)),
             storage_under_dir: true,
         };
         let hello = Request::Hello {
@@ -605,6 +618,38 @@ mod tests {
             parse_reply(&hello, &ok.expect("ok")),
             Ok(Reply::Hello(info))
         );
+    }
+
+    #[test]
+    fn the_first_name_of_the_lock_capability_is_still_read() {
+        let hello = Request::Hello {
+            protocol: 1,
+            namespace: WireNamespace {
+                name: "n".into(),
+                dir: "d".into(),
+            },
+        };
+        let answer = |lock_fields: &str| {
+            let ok: Value = serde_json::from_str(&format!(
+                r#"{{"name":"p","version":"1","protocol":1,"backend":"b","location":"l",
+                "capabilities":{{"encrypts_at_rest":false,{lock_fields}"change_detection":true,
+                "shared_across_processes":true,"max_size":null}}}}"#
+            ))
+            .expect("json");
+            match parse_reply(&hello, &ok) {
+                Ok(Reply::Hello(info)) => Ok(info.capabilities.exclusive_lock),
+                Ok(other) => panic!("not a hello answer: {other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        assert_eq!(answer(r#""cross_process_lock":true,"#), Ok(true));
+        assert_eq!(answer(r#""exclusive_lock":false,"#), Ok(false));
+        assert_eq!(
+            answer(r#""exclusive_lock":false,"cross_process_lock":true,"#),
+            Ok(false)
+        );
+        let missing = answer("").expect_err("neither name");
+        assert!(missing.contains("exclusive_lock"), "{missing}");
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub enum Flaw {
     /// names no holder and nothing recovers it when the holder dies.
     ExclLockNoRecovery,
     /// `lock` is a table of held slots in process memory (a mutex, no file), while it
-    /// declares `cross_process_lock`.
+    /// declares `exclusive_lock`.
     ProcessLocalLock,
     /// `lock` is an `O_EXCL` lock file holding the holder's pid; a waiter that finds the
     /// holder dead takes the lock over by writing its own pid into the file: a check and a
@@ -537,10 +537,8 @@ impl CachePersistence for BrokenFile {
             "file-broken",
             self.path.display().to_string(),
             match self.flaw {
-                Flaw::NoRenameSmallStore => {
-                    Capabilities::full_plaintext().max_size(Some(SMALL_STORE))
-                }
-                _ => Capabilities::full_plaintext(),
+                Flaw::NoRenameSmallStore => Capabilities::full().max_size(Some(SMALL_STORE)),
+                _ => Capabilities::full(),
             },
         )
     }

@@ -6,7 +6,7 @@
 //! declared capability) and nothing else. [`Flaw::None`] changes nothing: it is the control
 //! that must pass every case, so a case that fails for a flaw fails because of that flaw.
 //!
-//! What the family declares: change detection and a lock (`cross_process_lock: true`), and
+//! What the family declares: change detection and a lock (`exclusive_lock: true`), and
 //! `shared_across_processes: false`. The slot lives in one process's memory, so no other
 //! process can share it, and a lock that excludes every handle and thread of the one process
 //! that can reach the slot excludes everyone there is; the multi-process cases are skipped
@@ -577,10 +577,10 @@ impl Flaw {
     }
 
     fn capabilities(self) -> Capabilities {
-        let caps = Capabilities::full_plaintext().shared_across_processes(false);
+        let caps = Capabilities::full().shared_across_processes(false);
         match self {
             Flaw::PlaintextBeside => caps.encrypts_at_rest(true),
-            Flaw::LockWithoutDeclaring => caps.cross_process_lock(false),
+            Flaw::LockWithoutDeclaring => caps.exclusive_lock(false),
             Flaw::VersionWithoutDeclaring => caps.change_detection(false),
             Flaw::LimitNotEnforced | Flaw::OversizeClearsFirst | Flaw::LimitOffByOne => {
                 caps.max_size(Some(LIMIT))

@@ -181,7 +181,7 @@ impl CachePersistence for FilePersistence {
         Description::new(
             "file",
             self.path.display().to_string(),
-            Capabilities::full_plaintext(),
+            Capabilities::full(),
         )
     }
 

@@ -117,7 +117,7 @@ impl<C: Cipher> CachePersistence for EncryptedFilePersistence<C> {
         Description::new(
             self.cipher.backend(),
             format!("{} ({})", self.file.path().display(), self.cipher.scheme()),
-            Capabilities::full_plaintext().encrypts_at_rest(true),
+            Capabilities::full().encrypts_at_rest(true),
         )
     }
 

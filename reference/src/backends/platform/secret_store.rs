@@ -281,7 +281,7 @@ impl<S: SecretStore> CachePersistence for SecretStorePersistence<S> {
                 self.store.location(),
                 self.marker.path().display()
             ),
-            Capabilities::full_plaintext()
+            Capabilities::full()
                 .encrypts_at_rest(true)
                 .max_size(self.store.max_size()),
         )

@@ -275,7 +275,7 @@ impl CachePersistence for RedisPersistence {
         Description::new(
             "redis",
             self.data.location(),
-            Capabilities::full_plaintext().max_size(Some(self.max_size)),
+            Capabilities::full().max_size(Some(self.max_size)),
         )
     }
 
