@@ -24,6 +24,9 @@ Design, and why:
   makes lock files racy). flock belongs to the open file description, so the OS releases
   it when the holder dies, however it dies, and a second lock in this same process conflicts
   with the first (not re-entrant, as the contract demands).
+- handles: one process serves several handles (`open`/`close`), and each request other than
+  hello/open/close/shutdown runs on a thread of its own, so a `lock` that waits does not
+  hold up the `unlock` of another handle. Answers are written whole under one lock.
 - Logs go to stderr (set FILE_PLUGIN_DEBUG=1); stdout carries protocol answers only.
 """
 
@@ -35,6 +38,7 @@ import json
 import os
 import stat
 import sys
+import threading
 import time
 
 PROTOCOL = 1
@@ -105,6 +109,7 @@ class FilePlugin:
         self.lock_path = self.path + LOCK_SUFFIX
         self.locks = {}  # lock id -> open lock file descriptor
         self.next_lock = 1
+        self.ids = threading.Lock()  # requests of one handle may run at once
 
     def describe(self):
         return {
@@ -123,6 +128,8 @@ class FilePlugin:
             # Everything (the cache, its temporary files, the lock file) is under dir, so
             # the suite may provoke faults and corruption there itself.
             "storage_under_dir": True,
+            # Several handles per process (open/close), requests answered as they finish.
+            "handles": True,
         }
 
     def load(self):
@@ -256,9 +263,10 @@ class FilePlugin:
                 )
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.01)
-        lock_id = "L%d" % self.next_lock
-        self.next_lock += 1
-        self.locks[lock_id] = fd
+        with self.ids:
+            lock_id = "L%d" % self.next_lock
+            self.next_lock += 1
+            self.locks[lock_id] = fd
         return lock_id
 
     def unlock(self, lock_id):
@@ -290,78 +298,145 @@ def field(request, name, kind):
     return value
 
 
-def handle(plugin, request):
-    """Answers one parsed request; returns (ok result, plugin after the request)."""
+def plugin_request(plugin, request):
+    """Answers one request of a handle (load, save, ...) on `plugin`; returns the ok result."""
     op = request.get("op")
-    if op == "hello":
-        if plugin is not None:
-            raise PluginError("other", "`hello` was already answered")
-        if field(request, "protocol", int) != PROTOCOL:
-            raise PluginError("not_supported", "this plugin speaks protocol %d" % PROTOCOL)
-        namespace = field(request, "namespace", dict)
-        plugin = FilePlugin(field(namespace, "dir", str), field(namespace, "name", str))
-        return plugin.describe(), plugin
-    if op == "shutdown":
-        return {}, plugin
-    if plugin is None:
-        raise PluginError("other", "the first request must be a successful `hello`")
     if op == "load":
         data = plugin.load()
-        return {"data": None if data is None else base64.b64encode(data).decode("ascii")}, plugin
+        return {"data": None if data is None else base64.b64encode(data).decode("ascii")}
     if op == "save":
         plugin.save(decode(request.get("data")))
-        return {}, plugin
+        return {}
     if op == "delete":
-        return {"deleted": plugin.delete()}, plugin
+        return {"deleted": plugin.delete()}
     if op == "version":
-        return {"token": plugin.version()}, plugin
+        return {"token": plugin.version()}
     if op == "lock":
-        return {"lock": plugin.lock(field(request, "wait_ms", int))}, plugin
+        return {"lock": plugin.lock(field(request, "wait_ms", int))}
     if op == "unlock":
         plugin.unlock(field(request, "lock", str))
-        return {}, plugin
+        return {}
     raise PluginError("not_supported", "unknown op %r" % str(op)[:64])
 
 
-def answer(out, message):
-    out.write(json.dumps(message, separators=(",", ":")).encode("utf-8") + b"\n")
-    out.flush()
+def new_plugin(request):
+    namespace = field(request, "namespace", dict)
+    return FilePlugin(field(namespace, "dir", str), field(namespace, "name", str))
+
+
+class Session:
+    """The handles of this process: None is the handle of `hello`, "H1", "H2"... of `open`."""
+
+    def __init__(self, out):
+        self.out = out
+        self.writing = threading.Lock()
+        self.handles = {}
+        self.next_handle = 1
+        self.running = []
+
+    def answer(self, message):
+        line = json.dumps(message, separators=(",", ":")).encode("utf-8") + b"\n"
+        with self.writing:
+            self.out.write(line)
+            self.out.flush()
+
+    def respond(self, request_id, work):
+        try:
+            self.answer({"id": request_id, "ok": work()})
+        except PluginError as err:
+            self.answer({"id": request_id, "error": {"kind": err.kind, "message": err.message}})
+        except Exception as err:  # a bug here must not take the protocol down
+            message = "internal error: %s" % type(err).__name__
+            self.answer({"id": request_id, "error": {"kind": "other", "message": message}})
+
+    def plugin(self, request):
+        if None not in self.handles:
+            raise PluginError("other", "the first request must be a successful `hello`")
+        handle = request.get("handle")
+        if handle not in self.handles:
+            raise PluginError("other", "no open handle %r" % str(handle)[:64])
+        return self.handles[handle]
+
+    def hello(self, request):
+        if None in self.handles:
+            raise PluginError("other", "`hello` was already answered")
+        if field(request, "protocol", int) != PROTOCOL:
+            raise PluginError("not_supported", "this plugin speaks protocol %d" % PROTOCOL)
+        plugin = new_plugin(request)
+        self.handles[None] = plugin
+        return plugin.describe()
+
+    def open(self, request):
+        self.plugin({})
+        plugin = new_plugin(request)
+        handle = "H%d" % self.next_handle
+        self.next_handle += 1
+        self.handles[handle] = plugin
+        return dict(plugin.describe(), handle=handle)
+
+    def close(self, request):
+        handle = request.get("handle")
+        if handle is None or handle not in self.handles:
+            raise PluginError("other", "`close` needs the handle of an `open`")
+        self.handles.pop(handle).release_all()
+        return {}
+
+    def end(self):
+        """Waits for the requests still running, then releases every lock."""
+        for thread in self.running:
+            thread.join()
+        for plugin in self.handles.values():
+            plugin.release_all()
+
+    def serve(self, request_id, request):
+        op = request.get("op")
+        inline = {"hello": self.hello, "open": self.open, "close": self.close}
+        if op in inline:
+            self.respond(request_id, lambda: inline[op](request))
+        elif op == "shutdown":
+            self.end()
+            self.answer({"id": request_id, "ok": {}})
+            return False
+        else:
+            def work():
+                return plugin_request(self.plugin(request), request)
+
+            thread = threading.Thread(target=self.respond, args=(request_id, work), daemon=True)
+            self.running = [t for t in self.running if t.is_alive()] + [thread]
+            thread.start()
+        return True
+
+
+def parse(line):
+    """The request of one line and its id; PluginError (with the id if usable) otherwise."""
+    try:
+        request = json.loads(line)
+    except ValueError:
+        raise PluginError("other", "malformed request: not JSON")
+    if not isinstance(request, dict):
+        raise PluginError("other", "malformed request: not an object")
+    request_id = request.get("id")
+    if not isinstance(request_id, int) or isinstance(request_id, bool) or request_id < 0:
+        raise PluginError("other", "malformed request: no usable `id`")
+    return request_id, request
 
 
 def main():
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    plugin = None
+    stdin = sys.stdin.buffer
+    session = Session(sys.stdout.buffer)
     while True:
         line = stdin.readline()
         if not line.endswith(b"\n"):
             break  # end of input (a partial last line is a request nobody waits for)
-        request_id = None
         try:
-            try:
-                request = json.loads(line)
-            except ValueError:
-                raise PluginError("other", "malformed request: not JSON")
-            if not isinstance(request, dict):
-                raise PluginError("other", "malformed request: not an object")
-            request_id = request.get("id")
-            if not isinstance(request_id, int) or isinstance(request_id, bool) or request_id < 0:
-                request_id = None
-                raise PluginError("other", "malformed request: no usable `id`")
-            log("request %d: %s" % (request_id, request.get("op")))
-            result, plugin = handle(plugin, request)
-            if request.get("op") == "shutdown":
-                if plugin is not None:
-                    plugin.release_all()
-                answer(stdout, {"id": request_id, "ok": result})
-                return
-            answer(stdout, {"id": request_id, "ok": result})
+            request_id, request = parse(line)
         except PluginError as err:
-            answer(stdout, {"id": request_id, "error": {"kind": err.kind, "message": err.message}})
-        except Exception as err:  # a bug here must not take the protocol down
-            message = "internal error: %s" % type(err).__name__
-            answer(stdout, {"id": request_id, "error": {"kind": "other", "message": message}})
-    if plugin is not None:
-        plugin.release_all()
+            session.answer({"id": None, "error": {"kind": err.kind, "message": err.message}})
+            continue
+        log("request %d: %s" % (request_id, request.get("op")))
+        if not session.serve(request_id, request):
+            return
+    session.end()
 
 
 if __name__ == "__main__":

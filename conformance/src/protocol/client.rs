@@ -1,13 +1,14 @@
 //! The suite's side of the protocol: a plugin process seen as a `CachePersistence`.
 
 use std::{
+    collections::{BTreeMap, VecDeque},
     fmt,
     io::{self, Write},
     process::{Child, ChildStdin, Command, ExitStatus, Stdio},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, Ordering},
-        mpsc::{self, Receiver, RecvTimeoutError},
+        mpsc::{self, RecvTimeoutError, Sender},
     },
     thread,
     time::{Duration, Instant},
@@ -22,8 +23,8 @@ use crate::factory::{Namespace, Worker};
 use super::{
     lines::{LineRead, read_line},
     message::{
-        HelloInfo, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply, Request, WireNamespace, parse_reply,
-        parse_response, quote_line, truncate,
+        ErrorReply, HelloInfo, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply, Request, WireNamespace,
+        parse_reply, parse_response, quote_line, truncate,
     },
     stderr,
 };
@@ -49,58 +50,154 @@ impl Default for ClientOptions {
     }
 }
 
-/// A plugin process speaking protocol 1, usable wherever a [`CachePersistence`] is.
+/// A plugin handle served by a process speaking protocol 1, usable wherever a
+/// [`CachePersistence`] is.
 ///
 /// Contract:
 /// - [`spawn`](ProcessPlugin::spawn) starts the command with piped stdin and stdout
 ///   (stderr is passed through to the suite's stderr, and kept for the cases that check
 ///   what a plugin logs: [`super::stderr`]), in a process group of its own on Unix so
 ///   that [`kill`](ProcessPlugin::kill) also reaches processes it started (`sh -c` lines),
-///   and completes the `hello` handshake before returning.
+///   and completes the `hello` handshake before returning. The handle is the one of
+///   `hello`.
+/// - [`open`](ProcessPlugin::open) makes another handle in the same process, when the
+///   plugin declared `handles`; dropping it sends `close`.
 /// - Each trait method is one request and one answer. Plugin errors come back with the
 ///   kind the plugin sent; `not_supported` stays [`ErrorKind::NotSupported`].
 /// - Anything else the process does (ends its output, writes a line that is not a valid
-///   answer to the request, answers with another id, or stays silent past the timeout) is
-///   a protocol violation: an error of kind [`ErrorKind::Other`] that quotes the offending
-///   line (truncated, long base64 runs replaced by their length), after which the process
-///   is killed and every later request fails with the same message.
-/// - Safe to share between threads; requests to one process are serialised.
+///   answer to a request, answers with an id nobody waits for, or stays silent past the
+///   timeout) is a protocol violation: an error of kind [`ErrorKind::Other`] that quotes
+///   the offending line (truncated, long base64 runs replaced by their length), after
+///   which the process is killed and every later request fails with the same message.
+/// - Safe to share between threads. Requests to a process that declared `handles` are sent
+///   as they come, each answered by id; to any other process one at a time.
 /// - [`lock`](CachePersistence::lock) returns a guard whose release sends `unlock`.
-/// - Dropping the last handle (guards keep the process alive) closes stdin, gives the
+/// - Dropping the last handle of a process (guards keep it alive) closes stdin, gives the
 ///   process [`ClientOptions::exit_grace`] to exit, then kills and reaps it.
 /// - Blob bytes never appear in `Debug` output or error messages.
 #[derive(Clone)]
 pub struct ProcessPlugin {
-    inner: Arc<Inner>,
+    handle: Arc<Handle>,
 }
 
-struct Inner {
+/// One handle: the process and the handle id requests carry.
+struct Handle {
+    process: Arc<Process>,
+    /// `None` for the handle of `hello`, which lives as long as the process.
+    id: Option<String>,
+    info: HelloInfo,
+}
+
+struct Process {
     /// The command, for messages.
     label: String,
     pid: u32,
-    info: HelloInfo,
     options: ClientOptions,
-    conn: Mutex<Conn>,
+    writer: Mutex<Writer>,
+    router: Arc<Router>,
+    /// Held for the whole exchange by a process that did not declare `handles`, which
+    /// takes one request at a time.
+    turn: Mutex<()>,
+    /// Whether the plugin declared `handles` (set from the `hello` answer).
+    concurrent: AtomicBool,
+    /// The first violation; every later request fails with it.
+    broken: Mutex<Option<String>>,
     child: Mutex<ChildState>,
     /// Set by `kill`, so that the failures it causes are not blamed on the plugin.
     killed: AtomicBool,
     stderr: stderr::Reader,
 }
 
-struct Conn {
+struct Writer {
     /// `None` once closed.
     stdin: Option<ChildStdin>,
-    lines: Receiver<LineRead>,
     next_id: u64,
-    /// The first violation; every later request fails with it.
-    broken: Option<String>,
 }
 
-struct ChildState {
-    child: Child,
-    /// Whether the child was reaped: its pid (and process group id) may then belong to
-    /// someone else, so it must not be signalled any more.
-    status: Option<ExitStatus>,
+/// What the stdout reader hands to a waiting request.
+enum Incoming {
+    /// A line, parsed once by the reader: the answer's id and its result, or what is wrong
+    /// with the line.
+    Line {
+        line: Vec<u8>,
+        parsed:
+            std::result::Result<(u64, std::result::Result<serde_json::Value, ErrorReply>), String>,
+    },
+    /// The process ended its output, `partial` being an unfinished last line.
+    Eof { partial: Vec<u8> },
+    /// A line longer than [`MAX_LINE_BYTES`]; the reader stops there.
+    TooLong { prefix: Vec<u8> },
+}
+
+/// Hands each line of the process's stdout to the request it answers.
+///
+/// A line goes to the request whose id it carries. A line that carries no id that is
+/// waiting (malformed, or a wrong id) goes to the oldest waiting request, which reports it
+/// as the violation it is; with none waiting it is kept for the next request, as a line
+/// nobody asked for. The end of output reaches every waiting request and every later one.
+#[derive(Default)]
+struct Router {
+    state: Mutex<RouterState>,
+}
+
+#[derive(Default)]
+struct RouterState {
+    waiting: BTreeMap<u64, Sender<Incoming>>,
+    stray: VecDeque<Incoming>,
+    /// The output ended (or broke off): later requests get an end of output at once.
+    ended: bool,
+}
+
+impl Router {
+    /// Registers request `id` before it is sent, so its answer cannot come first.
+    fn wait_for(&self, id: u64) -> mpsc::Receiver<Incoming> {
+        let (sender, receiver) = mpsc::channel();
+        let mut state = lock(&self.state);
+        if let Some(line) = state.stray.pop_front() {
+            let _ = sender.send(line);
+        } else if state.ended {
+            let _ = sender.send(Incoming::Eof {
+                partial: Vec::new(),
+            });
+        }
+        state.waiting.insert(id, sender);
+        receiver
+    }
+
+    fn done(&self, id: u64) {
+        lock(&self.state).waiting.remove(&id);
+    }
+
+    fn deliver(&self, incoming: Incoming) {
+        let mut state = lock(&self.state);
+        let named = match &incoming {
+            Incoming::Line {
+                parsed: Ok((id, _)),
+                ..
+            } if state.waiting.contains_key(id) => Some(*id),
+            _ => None,
+        };
+        let target = named.or_else(|| state.waiting.keys().next().copied());
+        match target.and_then(|id| state.waiting.remove(&id)) {
+            Some(sender) => {
+                let _ = sender.send(incoming);
+            }
+            None => state.stray.push_back(incoming),
+        }
+    }
+
+    /// The output ended: `last` (the end itself) goes to the oldest waiting request, a
+    /// plain end of output to the others.
+    fn end(&self, last: Incoming) {
+        let mut state = lock(&self.state);
+        state.ended = true;
+        let mut last = Some(last);
+        for (_, sender) in std::mem::take(&mut state.waiting) {
+            let _ = sender.send(last.take().unwrap_or(Incoming::Eof {
+                partial: Vec::new(),
+            }));
+        }
+    }
 }
 
 impl ProcessPlugin {
@@ -115,19 +212,7 @@ impl ProcessPlugin {
         options: ClientOptions,
     ) -> Result<ProcessPlugin> {
         let label = truncate(&format!("{command:?}"), 200);
-        let Some(dir) = namespace.dir.to_str() else {
-            return Err(Error::new(
-                ErrorKind::InvalidName,
-                format!(
-                    "namespace directory {} is not UTF-8, which protocol {PROTOCOL_VERSION} cannot carry",
-                    namespace.dir.display()
-                ),
-            ));
-        };
-        let namespace = WireNamespace {
-            name: namespace.name.clone(),
-            dir: dir.to_owned(),
-        };
+        let namespace = wire_namespace(namespace)?;
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -154,23 +239,33 @@ impl ProcessPlugin {
                     ));
                 }
             };
-        let (sender, lines) = mpsc::channel();
-        // A reader thread turns the blocking pipe into a channel the requester can wait on
-        // with a timeout. It ends when the process closes its stdout.
+        let router = Arc::new(Router::default());
+        let reader_router = Arc::clone(&router);
+        // A reader thread turns the blocking pipe into answers that requests wait for with
+        // a timeout. It ends when the process closes its stdout.
         let spawned = thread::Builder::new()
             .name(format!("plugin-{pid}-stdout"))
             .spawn(move || {
                 let mut stdout = io::BufReader::new(stdout);
                 loop {
-                    let read = match read_line(&mut stdout, MAX_LINE_BYTES) {
-                        Ok(read) => read,
-                        Err(_) => LineRead::Eof {
-                            partial: Vec::new(),
-                        },
-                    };
-                    let last = !matches!(read, LineRead::Line(_));
-                    if sender.send(read).is_err() || last {
-                        return;
+                    match read_line(&mut stdout, MAX_LINE_BYTES) {
+                        Ok(LineRead::Line(line)) => {
+                            let parsed = std::str::from_utf8(&line)
+                                .map_err(|_| "it is not UTF-8".to_owned())
+                                .and_then(parse_response);
+                            reader_router.deliver(Incoming::Line { line, parsed });
+                        }
+                        Ok(LineRead::Eof { partial }) => {
+                            return reader_router.end(Incoming::Eof { partial });
+                        }
+                        Ok(LineRead::TooLong { prefix }) => {
+                            return reader_router.end(Incoming::TooLong { prefix });
+                        }
+                        Err(_) => {
+                            return reader_router.end(Incoming::Eof {
+                                partial: Vec::new(),
+                            });
+                        }
                     }
                 }
             });
@@ -189,55 +284,46 @@ impl ProcessPlugin {
                 ));
             }
         };
-        let mut conn = Conn {
-            stdin: Some(stdin),
-            lines,
-            next_id: 0,
-            broken: None,
-        };
-        let child = Mutex::new(state);
-        let killed = AtomicBool::new(false);
+        let process = Arc::new(Process {
+            label,
+            pid,
+            options,
+            writer: Mutex::new(Writer {
+                stdin: Some(stdin),
+                next_id: 0,
+            }),
+            router,
+            turn: Mutex::new(()),
+            concurrent: AtomicBool::new(false),
+            broken: Mutex::new(None),
+            child: Mutex::new(state),
+            killed: AtomicBool::new(false),
+            stderr,
+        });
         let hello = Request::Hello {
             protocol: PROTOCOL_VERSION,
             namespace,
         };
-        let context = Context {
-            label: &label,
-            pid,
-            child: &child,
-            killed: &killed,
-        };
-        let info = match conn.call(&context, &hello, options.request_timeout, &mut || {}) {
+        let info = match process.request(None, &hello, &mut || {}) {
             Ok(Reply::Hello(info)) if info.protocol == PROTOCOL_VERSION => info,
             Ok(Reply::Hello(info)) => {
-                lock(&child).kill_and_reap();
-                return Err(context.violation(
-                    &format!(
-                        "it answered `hello` with protocol {}, the suite speaks {PROTOCOL_VERSION}",
-                        info.protocol
-                    ),
-                    None,
-                ));
+                return Err(process.fail(&format!(
+                    "it answered `hello` with protocol {}, the suite speaks {PROTOCOL_VERSION}",
+                    info.protocol
+                )));
             }
-            Ok(other) => {
-                lock(&child).kill_and_reap();
-                return Err(context.violation(&format!("unexpected answer {other:?}"), None));
-            }
+            Ok(other) => return Err(process.unexpected(&other)),
             Err(e) => {
-                lock(&child).kill_and_reap();
+                lock(&process.child).kill_and_reap();
                 return Err(e);
             }
         };
+        process.concurrent.store(info.handles, Ordering::SeqCst);
         Ok(ProcessPlugin {
-            inner: Arc::new(Inner {
-                label,
-                pid,
+            handle: Arc::new(Handle {
+                process,
+                id: None,
                 info,
-                options,
-                conn: Mutex::new(conn),
-                child,
-                killed,
-                stderr,
             }),
         })
     }
@@ -259,19 +345,42 @@ impl ProcessPlugin {
         ProcessPlugin::spawn(command, namespace, options)
     }
 
-    /// What the plugin said about itself in the handshake.
+    /// Another handle on `namespace` in the same process (`open`), for a plugin that
+    /// declared `handles`; [`ErrorKind::NotSupported`] for one that did not, and the
+    /// plugin's own error when it refuses the namespace.
+    pub fn open(&self, namespace: &Namespace) -> Result<ProcessPlugin> {
+        let process = &self.handle.process;
+        if !process.concurrent.load(Ordering::SeqCst) {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                format!(
+                    "plugin {} serves one handle per process (no `handles` in its hello answer)",
+                    process.label
+                ),
+            ));
+        }
+        process.open(namespace)
+    }
+
+    /// The process of this handle, without keeping it alive: a way to open more handles
+    /// in it for as long as other handles keep it running.
+    pub(crate) fn process(&self) -> WeakProcess {
+        WeakProcess(Arc::downgrade(&self.handle.process))
+    }
+
+    /// What the plugin said about this handle in the handshake (or `open`).
     pub fn hello(&self) -> &HelloInfo {
-        &self.inner.info
+        &self.handle.info
     }
 
     /// The process id (on Unix also its process group id).
     pub fn pid(&self) -> u32 {
-        self.inner.pid
+        self.handle.process.pid
     }
 
     /// The command, as shown in messages.
     pub fn command(&self) -> &str {
-        &self.inner.label
+        &self.handle.process.label
     }
 
     /// Kills the process (on Unix its whole process group) with SIGKILL and reaps it.
@@ -280,8 +389,9 @@ impl ProcessPlugin {
     /// suite killed the plugin. Killing a process that already exited does nothing.
     /// Does not wait for a request in flight: it is meant to interrupt one.
     pub fn kill(&self) {
-        self.inner.killed.store(true, Ordering::SeqCst);
-        lock(&self.inner.child).kill_and_reap();
+        let process = &self.handle.process;
+        process.killed.store(true, Ordering::SeqCst);
+        lock(&process.child).kill_and_reap();
     }
 
     /// Asks the plugin to shut down (`shutdown`) and waits for it to exit.
@@ -289,19 +399,20 @@ impl ProcessPlugin {
     /// Fails when the plugin does not answer properly or does not exit within
     /// [`ClientOptions::exit_grace`] (it is killed then).
     pub fn shutdown(&self) -> Result<ExitStatus> {
-        self.inner.request(Request::Shutdown)?;
-        let deadline = Instant::now() + self.inner.options.exit_grace;
+        let process = &self.handle.process;
+        process.request(None, &Request::Shutdown, &mut || {})?;
+        let deadline = Instant::now() + process.options.exit_grace;
         loop {
-            let mut state = lock(&self.inner.child);
+            let mut state = lock(&process.child);
             if let Some(status) = state.try_reap() {
                 return Ok(status);
             }
             if Instant::now() >= deadline {
                 state.kill_and_reap();
-                return Err(self.inner.context().violation(
+                return Err(process.context().violation(
                     &format!(
                         "it answered `shutdown` but had not exited after {:?}",
-                        self.inner.options.exit_grace
+                        process.options.exit_grace
                     ),
                     None,
                 ));
@@ -310,21 +421,54 @@ impl ProcessPlugin {
             thread::sleep(Duration::from_millis(5));
         }
     }
+
+    fn request(&self, request: Request) -> Result<Reply> {
+        self.handle.request(&request, &mut || {})
+    }
+}
+
+/// A plugin process that handles may still keep running (see [`ProcessPlugin::process`]).
+#[derive(Clone)]
+pub(crate) struct WeakProcess(std::sync::Weak<Process>);
+
+impl fmt::Debug for WeakProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.upgrade() {
+            Some(process) => write!(f, "WeakProcess(pid {})", process.pid),
+            None => f.write_str("WeakProcess(ended)"),
+        }
+    }
+}
+
+impl WeakProcess {
+    /// A new handle on `namespace` in the process: `None` when the process has ended or
+    /// broke the protocol, so that a new one should be started.
+    pub(crate) fn open(&self, namespace: &Namespace) -> Option<Result<ProcessPlugin>> {
+        let process = self.0.upgrade()?;
+        let usable = !process.killed.load(Ordering::SeqCst) && lock(&process.broken).is_none();
+        usable.then(|| process.open(namespace))
+    }
+
+    /// Whether some handle still keeps the process running.
+    pub(crate) fn is_running(&self) -> bool {
+        self.0.strong_count() > 0
+    }
 }
 
 impl fmt::Debug for ProcessPlugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProcessPlugin")
-            .field("command", &self.inner.label)
-            .field("pid", &self.inner.pid)
-            .field("plugin", &self.inner.info.name)
+            .field("command", &self.handle.process.label)
+            .field("pid", &self.handle.process.pid)
+            .field("handle", &self.handle.id)
+            .field("plugin", &self.handle.info.name)
             .finish_non_exhaustive()
     }
 }
 
 impl CachePersistence for ProcessPlugin {
     fn describe(&self) -> Description {
-        let info = &self.inner.info;
+        let info = &self.handle.info;
         Description::new(
             info.backend.clone(),
             info.location.clone(),
@@ -333,41 +477,41 @@ impl CachePersistence for ProcessPlugin {
     }
 
     fn load(&self) -> Result<Option<Vec<u8>>> {
-        match self.inner.request(Request::Load)? {
+        match self.request(Request::Load)? {
             Reply::Load(data) => Ok(data),
-            other => Err(self.inner.unexpected(&other)),
+            other => Err(self.handle.process.unexpected(&other)),
         }
     }
 
     fn save(&self, data: &[u8]) -> Result<()> {
-        self.inner.request(Request::Save {
+        self.request(Request::Save {
             data: data.to_vec(),
         })?;
         Ok(())
     }
 
     fn delete(&self) -> Result<bool> {
-        match self.inner.request(Request::Delete)? {
+        match self.request(Request::Delete)? {
             Reply::Delete(deleted) => Ok(deleted),
-            other => Err(self.inner.unexpected(&other)),
+            other => Err(self.handle.process.unexpected(&other)),
         }
     }
 
     fn version(&self) -> Result<Option<ChangeToken>> {
-        match self.inner.request(Request::Version)? {
+        match self.request(Request::Version)? {
             Reply::Version(token) => Ok(token.map(ChangeToken::new)),
-            other => Err(self.inner.unexpected(&other)),
+            other => Err(self.handle.process.unexpected(&other)),
         }
     }
 
     fn lock(&self, wait: Duration) -> Result<LockGuard> {
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-        match self.inner.request(Request::Lock { wait_ms })? {
+        match self.request(Request::Lock { wait_ms })? {
             Reply::Lock(id) => Ok(LockGuard::new(ProcessLock {
-                inner: Arc::clone(&self.inner),
+                handle: Arc::clone(&self.handle),
                 id,
             })),
-            other => Err(self.inner.unexpected(&other)),
+            other => Err(self.handle.process.unexpected(&other)),
         }
     }
 }
@@ -385,28 +529,60 @@ impl Worker for ProcessPlugin {
         let request = Request::Save {
             data: data.to_vec(),
         };
-        self.inner.request_sent(request, sent)?;
+        self.handle.request(&request, sent)?;
         Ok(())
     }
 }
 
-/// A lock held by a plugin process; releasing sends `unlock`.
+/// A lock held through a plugin handle; releasing sends `unlock`.
 struct ProcessLock {
-    inner: Arc<Inner>,
+    handle: Arc<Handle>,
     id: String,
 }
 
 impl HeldLock for ProcessLock {
     fn release(self: Box<Self>) -> Result<()> {
-        self.inner
-            .request(Request::Unlock {
-                lock: self.id.clone(),
-            })
-            .map(drop)
+        let request = Request::Unlock {
+            lock: self.id.clone(),
+        };
+        self.handle.request(&request, &mut || {}).map(drop)
     }
 }
 
-impl Inner {
+impl Handle {
+    fn request(&self, request: &Request, sent: &mut dyn FnMut()) -> Result<Reply> {
+        self.process.request(self.id.as_deref(), request, sent)
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // A handle of `open` is closed; a process that is gone or broken has nothing to
+        // close, and its error would only repeat an earlier one.
+        if self.id.is_some() && lock(&self.process.broken).is_none() {
+            let _ = self.request(&Request::Close, &mut || {});
+        }
+    }
+}
+
+impl Process {
+    /// `open`: another handle on `namespace` in this process.
+    fn open(self: &Arc<Self>, namespace: &Namespace) -> Result<ProcessPlugin> {
+        let request = Request::Open {
+            namespace: wire_namespace(namespace)?,
+        };
+        match self.request(None, &request, &mut || {})? {
+            Reply::Open(id, info) => Ok(ProcessPlugin {
+                handle: Arc::new(Handle {
+                    process: Arc::clone(self),
+                    id: Some(id),
+                    info,
+                }),
+            }),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
     fn context(&self) -> Context<'_> {
         Context {
             label: &self.label,
@@ -416,34 +592,171 @@ impl Inner {
         }
     }
 
-    fn request(&self, request: Request) -> Result<Reply> {
-        self.request_sent(request, &mut || {})
-    }
-
-    /// [`request`](Self::request), calling `sent` as soon as the request is written to the
-    /// process, before its answer is awaited.
-    fn request_sent(&self, request: Request, sent: &mut dyn FnMut()) -> Result<Reply> {
+    /// Sends `request` to `handle` and waits for its answer, calling `sent` as soon as the
+    /// request is written, before the answer is awaited.
+    ///
+    /// After a violation (or a kill) the process is stopped and stays broken: the answers
+    /// of a process that once broke the protocol cannot be trusted.
+    fn request(
+        &self,
+        handle: Option<&str>,
+        request: &Request,
+        sent: &mut dyn FnMut(),
+    ) -> Result<Reply> {
         let mut timeout = self.options.request_timeout;
         if let Request::Lock { wait_ms } = request {
             // Saturating: `lock(Duration::MAX)` means "wait forever", not a panic.
-            timeout = timeout.saturating_add(Duration::from_millis(wait_ms));
+            timeout = timeout.saturating_add(Duration::from_millis(*wait_ms));
         }
-        lock(&self.conn).call(&self.context(), &request, timeout, sent)
+        let _turn = (!self.concurrent.load(Ordering::SeqCst)).then(|| lock(&self.turn));
+        if let Some(broken) = &*lock(&self.broken) {
+            return Err(Error::new(ErrorKind::Other, broken.clone()));
+        }
+        match self.exchange(handle, request, timeout, sent) {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(answer)) => Err(answer),
+            Err(broken) => Err(self.break_off(broken)),
+        }
+    }
+
+    /// Records the first violation, closes the input and kills the process; returns the
+    /// error a request gets: its own, or the earlier violation that caused it.
+    fn break_off(&self, error: Error) -> Error {
+        let mut broken = lock(&self.broken);
+        let first = match &*broken {
+            Some(earlier) => Error::new(ErrorKind::Other, earlier.clone()),
+            None => {
+                *broken = Some(error.message().to_owned());
+                error
+            }
+        };
+        drop(broken);
+        lock(&self.writer).stdin = None;
+        lock(&self.child).kill_and_reap();
+        first
+    }
+
+    /// A violation outside a request (the handshake's answer): the process is stopped.
+    fn fail(&self, what: &str) -> Error {
+        self.break_off(self.context().violation(what, None))
     }
 
     /// `parse_reply` returns the variant of the request, so this is unreachable in
     /// practice; it is an error rather than a panic all the same.
     fn unexpected(&self, reply: &Reply) -> Error {
-        self.context()
-            .violation(&format!("unexpected answer {reply:?}"), None)
+        self.fail(&format!("unexpected answer {reply:?}"))
+    }
+
+    /// One request and its answer. The outer `Err` breaks the connection (a violation or a
+    /// kill); the inner one is the plugin's own error answer.
+    fn exchange(
+        &self,
+        handle: Option<&str>,
+        request: &Request,
+        timeout: Duration,
+        sent: &mut dyn FnMut(),
+    ) -> Result<Result<Reply>> {
+        let cx = self.context();
+        let op = request.op();
+        if cx.killed.load(Ordering::SeqCst) {
+            return Err(killed(&cx, op));
+        }
+        let mut writer = lock(&self.writer);
+        let id = writer.next_id;
+        writer.next_id += 1;
+        let answers = self.router.wait_for(id);
+        let Some(stdin) = &mut writer.stdin else {
+            self.router.done(id);
+            return Err(cx.violation("its input was already closed", None));
+        };
+        let mut line = request.to_line(id, handle).into_bytes();
+        line.push(b'\n');
+        let written = stdin.write_all(&line).and_then(|()| stdin.flush());
+        drop(writer);
+        if let Err(e) = written {
+            self.router.done(id);
+            if cx.killed.load(Ordering::SeqCst) {
+                return Err(killed(&cx, op));
+            }
+            return Err(cx.violation(
+                &format!(
+                    "no answer to `{op}` request {id}: could not send it ({e}); {}",
+                    cx.gone()
+                ),
+                None,
+            ));
+        }
+        sent();
+        let incoming = answers.recv_timeout(timeout);
+        self.router.done(id);
+        let incoming = match incoming {
+            Ok(incoming) => incoming,
+            Err(RecvTimeoutError::Timeout) => {
+                let violation = cx.violation(
+                    &format!("no answer to `{op}` request {id} within {timeout:?}"),
+                    None,
+                );
+                return Err(Error::with_source(
+                    ErrorKind::Other,
+                    violation.to_string(),
+                    NoAnswer { timeout },
+                ));
+            }
+            Err(RecvTimeoutError::Disconnected) => Incoming::Eof {
+                partial: Vec::new(),
+            },
+        };
+        let (line, parsed) = match incoming {
+            Incoming::Line { line, parsed } => (line, parsed),
+            _ if cx.killed.load(Ordering::SeqCst) => return Err(killed(&cx, op)),
+            // Another request's violation stopped the process: that is the cause.
+            _ if lock(&self.broken).is_some() => {
+                return Err(Error::new(
+                    ErrorKind::Other,
+                    lock(&self.broken).clone().unwrap_or_default(),
+                ));
+            }
+            Incoming::Eof { partial } => {
+                let what = format!("no answer to `{op}` request {id}: {}", cx.gone());
+                let partial = (!partial.is_empty()).then_some(&partial[..]);
+                return Err(cx.violation(&what, partial));
+            }
+            Incoming::TooLong { prefix } => {
+                return Err(cx.violation(
+                    &format!("answer to `{op}` request {id} is longer than {MAX_LINE_BYTES} bytes"),
+                    Some(&prefix),
+                ));
+            }
+        };
+        let (answer_id, answer) = parsed.map_err(|what| {
+            cx.violation(
+                &format!("malformed answer to `{op}` request {id}: {what}"),
+                Some(&line),
+            )
+        })?;
+        if answer_id != id {
+            return Err(cx.violation(
+                &format!("answered id {answer_id} to `{op}` request {id}"),
+                Some(&line),
+            ));
+        }
+        match answer {
+            Err(reply) => Ok(Err(Error::new(reply.kind, reply.message))),
+            Ok(ok) => parse_reply(request, &ok).map(Ok).map_err(|what| {
+                cx.violation(
+                    &format!("malformed answer to `{op}` request {id}: {what}"),
+                    Some(&line),
+                )
+            }),
+        }
     }
 }
 
-impl Drop for Inner {
+impl Drop for Process {
     fn drop(&mut self) {
         // Closing stdin is the polite way to end a plugin: it exits at end of input,
         // releasing what it holds. A plugin that does not is killed after the grace time.
-        lock(&self.conn).stdin = None;
+        lock(&self.writer).stdin = None;
         let deadline = Instant::now() + self.options.exit_grace;
         let mut state = lock(&self.child);
         while state.try_reap().is_none() {
@@ -459,6 +772,23 @@ impl Drop for Inner {
         // for longer than the grace time.
         self.stderr.finish(self.options.exit_grace);
     }
+}
+
+/// The namespace as `hello` and `open` carry it.
+fn wire_namespace(namespace: &Namespace) -> Result<WireNamespace> {
+    let Some(dir) = namespace.dir.to_str() else {
+        return Err(Error::new(
+            ErrorKind::InvalidName,
+            format!(
+                "namespace directory {} is not UTF-8, which protocol {PROTOCOL_VERSION} cannot carry",
+                namespace.dir.display()
+            ),
+        ));
+    };
+    Ok(WireNamespace {
+        name: namespace.name.clone(),
+        dir: dir.to_owned(),
+    })
 }
 
 /// The cause of the error a request gets when the plugin process does not answer within
@@ -530,128 +860,6 @@ impl Context<'_> {
     }
 }
 
-impl Conn {
-    /// Sends `request` and waits up to `timeout` for its answer.
-    ///
-    /// After a violation (or a kill) the process is stopped and the connection stays
-    /// broken: the answers of a process that once broke the protocol cannot be trusted.
-    fn call(
-        &mut self,
-        cx: &Context<'_>,
-        request: &Request,
-        timeout: Duration,
-        sent: &mut dyn FnMut(),
-    ) -> Result<Reply> {
-        if let Some(broken) = &self.broken {
-            return Err(Error::new(ErrorKind::Other, broken.clone()));
-        }
-        match self.exchange(cx, request, timeout, sent) {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(answer)) => Err(answer),
-            Err(broken) => {
-                self.broken = Some(broken.message().to_owned());
-                self.stdin = None;
-                lock(cx.child).kill_and_reap();
-                Err(broken)
-            }
-        }
-    }
-
-    /// One request and its answer. The outer `Err` breaks the connection (a violation or a
-    /// kill); the inner one is the plugin's own error answer.
-    fn exchange(
-        &mut self,
-        cx: &Context<'_>,
-        request: &Request,
-        timeout: Duration,
-        sent: &mut dyn FnMut(),
-    ) -> Result<Result<Reply>> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let op = request.op();
-        if cx.killed.load(Ordering::SeqCst) {
-            return Err(killed(cx, op));
-        }
-        let Some(stdin) = &mut self.stdin else {
-            return Err(cx.violation("its input was already closed", None));
-        };
-        let mut line = request.to_line(id).into_bytes();
-        line.push(b'\n');
-        if let Err(e) = stdin.write_all(&line).and_then(|()| stdin.flush()) {
-            if cx.killed.load(Ordering::SeqCst) {
-                return Err(killed(cx, op));
-            }
-            return Err(cx.violation(
-                &format!(
-                    "no answer to `{op}` request {id}: could not send it ({e}); {}",
-                    cx.gone()
-                ),
-                None,
-            ));
-        }
-        sent();
-        let read = match self.lines.recv_timeout(timeout) {
-            Ok(read) => read,
-            Err(RecvTimeoutError::Timeout) => {
-                let violation = cx.violation(
-                    &format!("no answer to `{op}` request {id} within {timeout:?}"),
-                    None,
-                );
-                return Err(Error::with_source(
-                    ErrorKind::Other,
-                    violation.to_string(),
-                    NoAnswer { timeout },
-                ));
-            }
-            Err(RecvTimeoutError::Disconnected) => LineRead::Eof {
-                partial: Vec::new(),
-            },
-        };
-        let line = match read {
-            LineRead::Line(line) => line,
-            _ if cx.killed.load(Ordering::SeqCst) => return Err(killed(cx, op)),
-            LineRead::Eof { partial } => {
-                let what = format!("no answer to `{op}` request {id}: {}", cx.gone());
-                let partial = (!partial.is_empty()).then_some(&partial[..]);
-                return Err(cx.violation(&what, partial));
-            }
-            LineRead::TooLong { prefix } => {
-                return Err(cx.violation(
-                    &format!("answer to `{op}` request {id} is longer than {MAX_LINE_BYTES} bytes"),
-                    Some(&prefix),
-                ));
-            }
-        };
-        let Ok(text) = std::str::from_utf8(&line) else {
-            return Err(cx.violation(
-                &format!("answer to `{op}` request {id} is not UTF-8"),
-                Some(&line),
-            ));
-        };
-        let (answer_id, answer) = parse_response(text).map_err(|what| {
-            cx.violation(
-                &format!("malformed answer to `{op}` request {id}: {what}"),
-                Some(&line),
-            )
-        })?;
-        if answer_id != id {
-            return Err(cx.violation(
-                &format!("answered id {answer_id} to `{op}` request {id}"),
-                Some(&line),
-            ));
-        }
-        match answer {
-            Err(reply) => Ok(Err(Error::new(reply.kind, reply.message))),
-            Ok(ok) => parse_reply(request, &ok).map(Ok).map_err(|what| {
-                cx.violation(
-                    &format!("malformed answer to `{op}` request {id}: {what}"),
-                    Some(&line),
-                )
-            }),
-        }
-    }
-}
-
 fn killed(cx: &Context<'_>, op: &str) -> Error {
     Error::new(
         ErrorKind::Other,
@@ -660,6 +868,13 @@ fn killed(cx: &Context<'_>, op: &str) -> Error {
             cx.label, cx.pid
         ),
     )
+}
+
+struct ChildState {
+    child: Child,
+    /// Whether the child was reaped: its pid (and process group id) may then belong to
+    /// someone else, so it must not be signalled any more.
+    status: Option<ExitStatus>,
 }
 
 impl ChildState {

@@ -69,6 +69,14 @@ pub enum Request {
     },
     /// Release everything, answer, and exit.
     Shutdown,
+    /// Another handle in the same process, on `namespace`; only for a plugin whose `hello`
+    /// answer declared `handles`.
+    Open {
+        /// The slot of the new handle.
+        namespace: WireNamespace,
+    },
+    /// Drops the handle the request is sent to, releasing the locks taken through it.
+    Close,
 }
 
 impl Request {
@@ -83,24 +91,32 @@ impl Request {
             Request::Lock { .. } => "lock",
             Request::Unlock { .. } => "unlock",
             Request::Shutdown => "shutdown",
+            Request::Open { .. } => "open",
+            Request::Close => "close",
         }
     }
 
-    /// The JSON line (without the newline) for this request with `id`.
-    pub fn to_line(&self, id: u64) -> String {
+    /// The JSON line (without the newline) for this request with `id`, sent to `handle`
+    /// (`None`: the handle of `hello`).
+    pub fn to_line(&self, id: u64, handle: Option<&str>) -> String {
         let mut object = Map::new();
         object.insert("id".into(), json!(id));
         object.insert("op".into(), json!(self.op()));
+        if let Some(handle) = handle {
+            object.insert("handle".into(), json!(handle));
+        }
+        let namespace_json =
+            |namespace: &WireNamespace| json!({"name": namespace.name, "dir": namespace.dir});
         match self {
             Request::Hello {
                 protocol,
                 namespace,
             } => {
                 object.insert("protocol".into(), json!(protocol));
-                object.insert(
-                    "namespace".into(),
-                    json!({"name": namespace.name, "dir": namespace.dir}),
-                );
+                object.insert("namespace".into(), namespace_json(namespace));
+            }
+            Request::Open { namespace } => {
+                object.insert("namespace".into(), namespace_json(namespace));
             }
             Request::Save { data } => {
                 object.insert("data".into(), json!(BASE64.encode(data)));
@@ -111,7 +127,11 @@ impl Request {
             Request::Unlock { lock } => {
                 object.insert("lock".into(), json!(lock));
             }
-            Request::Load | Request::Delete | Request::Version | Request::Shutdown => {}
+            Request::Load
+            | Request::Delete
+            | Request::Version
+            | Request::Shutdown
+            | Request::Close => {}
         }
         Value::Object(object).to_string()
     }
@@ -132,12 +152,17 @@ impl fmt::Debug for Request {
                 .field("protocol", protocol)
                 .field("namespace", namespace)
                 .finish(),
+            Request::Open { namespace } => f
+                .debug_struct("Open")
+                .field("namespace", namespace)
+                .finish(),
             Request::Lock { wait_ms } => f.debug_struct("Lock").field("wait_ms", wait_ms).finish(),
             Request::Unlock { lock } => f.debug_struct("Unlock").field("lock", lock).finish(),
             other => f.write_str(match other {
                 Request::Load => "Load",
                 Request::Delete => "Delete",
                 Request::Version => "Version",
+                Request::Close => "Close",
                 _ => "Shutdown",
             }),
         }
@@ -155,8 +180,19 @@ pub struct RequestError {
     pub message: String,
 }
 
+/// A parsed request line: its id, the handle it is sent to, and the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The id the answer echoes.
+    pub id: u64,
+    /// The handle named by the line's `handle` field; `None` for the handle of `hello`.
+    pub handle: Option<String>,
+    /// What is asked.
+    pub request: Request,
+}
+
 /// Parses one request line.
-pub fn parse_request(line: &str) -> Result<(u64, Request), RequestError> {
+pub fn parse_request(line: &str) -> Result<Envelope, RequestError> {
     let malformed = |id, message: String| RequestError {
         id,
         kind: ErrorKind::Other,
@@ -193,8 +229,22 @@ pub fn parse_request(line: &str) -> Result<(u64, Request), RequestError> {
         object: &object,
         what: "request",
     };
+    let handle = match object.get("handle") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(handle)) => Some(handle.clone()),
+        Some(_) => {
+            return Err(malformed(
+                Some(id),
+                "malformed request: `handle` must be a string".into(),
+            ));
+        }
+    };
     match parse_op(op, &fields) {
-        Ok(Some(request)) => Ok((id, request)),
+        Ok(Some(request)) => Ok(Envelope {
+            id,
+            handle,
+            request,
+        }),
         Ok(None) => Err(RequestError {
             id: Some(id),
             kind: ErrorKind::NotSupported,
@@ -206,20 +256,25 @@ pub fn parse_request(line: &str) -> Result<(u64, Request), RequestError> {
 
 /// The request for a known `op`, `None` for an unknown one.
 fn parse_op(op: &str, fields: &Fields<'_>) -> Result<Option<Request>, String> {
+    let namespace = || -> Result<WireNamespace, String> {
+        let namespace = Fields {
+            object: fields.object_field("namespace")?,
+            what: "namespace",
+        };
+        Ok(WireNamespace {
+            name: namespace.str_field("name")?.to_owned(),
+            dir: namespace.str_field("dir")?.to_owned(),
+        })
+    };
     let request = match op {
-        "hello" => {
-            let namespace = Fields {
-                object: fields.object_field("namespace")?,
-                what: "namespace",
-            };
-            Request::Hello {
-                protocol: fields.u64_field("protocol")?,
-                namespace: WireNamespace {
-                    name: namespace.str_field("name")?.to_owned(),
-                    dir: namespace.str_field("dir")?.to_owned(),
-                },
-            }
-        }
+        "hello" => Request::Hello {
+            protocol: fields.u64_field("protocol")?,
+            namespace: namespace()?,
+        },
+        "open" => Request::Open {
+            namespace: namespace()?,
+        },
+        "close" => Request::Close,
         "load" => Request::Load,
         "save" => Request::Save {
             data: decode_blob(fields.str_field("data")?)?,
@@ -258,6 +313,10 @@ pub struct HelloInfo {
     /// directory to provoke corruption and faults with no hook in the plugin. Optional on
     /// the wire (`storage_under_dir`), `false` when absent.
     pub storage_under_dir: bool,
+    /// The process serves several handles, opened with [`Request::Open`], and takes
+    /// requests while others are unanswered (see PROTOCOL.md). Optional on the wire
+    /// (`handles`), `false` when absent.
+    pub handles: bool,
 }
 
 /// The successful result of a request.
@@ -273,7 +332,9 @@ pub enum Reply {
     Version(Option<String>),
     /// Answer to `lock`: the id to pass to `unlock`.
     Lock(String),
-    /// Answer to `save`, `unlock` and `shutdown`.
+    /// Answer to `open`: the new handle's id, and what it is.
+    Open(String, HelloInfo),
+    /// Answer to `save`, `unlock`, `close` and `shutdown`.
     Done,
 }
 
@@ -286,6 +347,7 @@ impl fmt::Debug for Reply {
             Reply::Delete(deleted) => f.debug_tuple("Delete").field(deleted).finish(),
             Reply::Version(token) => f.debug_tuple("Version").field(token).finish(),
             Reply::Lock(id) => f.debug_tuple("Lock").field(id).finish(),
+            Reply::Open(handle, info) => f.debug_tuple("Open").field(handle).field(info).finish(),
             Reply::Done => f.write_str("Done"),
         }
     }
@@ -302,8 +364,8 @@ pub struct ErrorReply {
 
 /// The JSON line for a successful answer to request `id`.
 pub fn reply_line(id: u64, reply: &Reply) -> String {
-    let ok = match reply {
-        Reply::Hello(info) => json!({
+    let hello = |info: &HelloInfo| {
+        json!({
             "name": info.name,
             "version": info.version,
             "protocol": info.protocol,
@@ -319,7 +381,16 @@ pub fn reply_line(id: u64, reply: &Reply) -> String {
                 "max_size": info.capabilities.max_size,
             },
             "storage_under_dir": info.storage_under_dir,
-        }),
+            "handles": info.handles,
+        })
+    };
+    let ok = match reply {
+        Reply::Hello(info) => hello(info),
+        Reply::Open(handle, info) => {
+            let mut ok = hello(info);
+            ok["handle"] = json!(handle);
+            ok
+        }
         Reply::Load(data) => json!({"data": data.as_ref().map(|d| BASE64.encode(d))}),
         Reply::Delete(deleted) => json!({"deleted": deleted}),
         Reply::Version(token) => json!({"token": token}),
@@ -394,7 +465,13 @@ pub fn parse_reply(request: &Request, ok: &Value) -> Result<Reply, String> {
         Request::Delete => Reply::Delete(fields.bool_field("deleted")?),
         Request::Version => Reply::Version(fields.nullable_str_field("token")?.map(str::to_owned)),
         Request::Lock { .. } => Reply::Lock(fields.str_field("lock")?.to_owned()),
-        Request::Save { .. } | Request::Unlock { .. } | Request::Shutdown => Reply::Done,
+        Request::Open { .. } => Reply::Open(
+            fields.str_field("handle")?.to_owned(),
+            parse_hello(&fields)?,
+        ),
+        Request::Save { .. } | Request::Unlock { .. } | Request::Shutdown | Request::Close => {
+            Reply::Done
+        }
     };
     Ok(reply)
 }
@@ -426,11 +503,8 @@ fn parse_hello(fields: &Fields<'_>) -> Result<HelloInfo, String> {
         backend: fields.str_field("backend")?.to_owned(),
         location: fields.str_field("location")?.to_owned(),
         capabilities,
-        storage_under_dir: match fields.object.get("storage_under_dir") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err("`storage_under_dir` must be a boolean when present".into()),
-        },
+        storage_under_dir: fields.optional_bool_field("storage_under_dir")?,
+        handles: fields.optional_bool_field("handles")?,
     })
 }
 
@@ -482,6 +556,15 @@ impl<'a> Fields<'a> {
                 .bool_field("cross_process_lock")
                 .map_err(|_| self.missing("exclusive_lock", "true or false")),
             Some(_) => self.bool_field("exclusive_lock"),
+        }
+    }
+
+    /// A boolean that may be absent (or `null`): `false` then.
+    fn optional_bool_field(&self, name: &str) -> Result<bool, String> {
+        match self.object.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.missing(name, "true or false when present")),
         }
     }
 
@@ -558,12 +641,26 @@ mod tests {
             Request::Lock { wait_ms: 5 },
             Request::Unlock { lock: "L1".into() },
             Request::Shutdown,
+            Request::Open {
+                namespace: WireNamespace {
+                    name: "m".into(),
+                    dir: "e".into(),
+                },
+            },
+            Request::Close,
         ];
         for (id, request) in requests.into_iter().enumerate() {
             let id = id as u64;
-            let line = request.to_line(id);
-            assert!(!line.contains('\n'));
-            assert_eq!(parse_request(&line), Ok((id, request)));
+            for handle in [None, Some("H2".to_owned())] {
+                let line = request.to_line(id, handle.as_deref());
+                assert!(!line.contains('\n'));
+                let envelope = Envelope {
+                    id,
+                    handle,
+                    request: request.clone(),
+                };
+                assert_eq!(parse_request(&line), Ok(envelope));
+            }
         }
     }
 
@@ -577,6 +674,8 @@ mod tests {
         assert_eq!((err.id, err.kind), (Some(4), ErrorKind::Other));
         let err = parse_request(r#"{"id":5,"op":"fly"}"#).expect_err("unknown op");
         assert_eq!((err.id, err.kind), (Some(5), ErrorKind::NotSupported));
+        let err = parse_request(r#"{"id":6,"op":"load","handle":2}"#).expect_err("handle");
+        assert_eq!((err.id, err.kind), (Some(6), ErrorKind::Other));
     }
 
     #[test]
@@ -590,6 +689,7 @@ mod tests {
             (Request::Version, Reply::Version(Some("t".into()))),
             (Request::Lock { wait_ms: 1 }, Reply::Lock("L9".into())),
             (Request::Shutdown, Reply::Done),
+            (Request::Close, Reply::Done),
         ];
         for (request, reply) in cases {
             let (id, ok) = parse_response(&reply_line(7, &reply)).expect("parses");
@@ -605,6 +705,7 @@ mod tests {
             location: "/x".into(),
             capabilities: Capabilities::full().max_size(Some(10)),
             storage_under_dir: true,
+            handles: true,
         };
         let hello = Request::Hello {
             protocol: 1,
@@ -616,8 +717,17 @@ mod tests {
         let (_, ok) = parse_response(&reply_line(0, &Reply::Hello(info.clone()))).expect("ok");
         assert_eq!(
             parse_reply(&hello, &ok.expect("ok")),
-            Ok(Reply::Hello(info))
+            Ok(Reply::Hello(info.clone()))
         );
+        let open = Request::Open {
+            namespace: WireNamespace {
+                name: "n".into(),
+                dir: "d".into(),
+            },
+        };
+        let opened = Reply::Open("H3".into(), info);
+        let (_, ok) = parse_response(&reply_line(1, &opened)).expect("ok");
+        assert_eq!(parse_reply(&open, &ok.expect("ok")), Ok(opened));
     }
 
     #[test]
@@ -685,7 +795,7 @@ mod tests {
         let line = Request::Save {
             data: secret.clone(),
         }
-        .to_line(1);
+        .to_line(1, None);
         let encoded = BASE64.encode(&secret);
         assert!(line.contains(&encoded));
         let quoted = quote_line(&line);

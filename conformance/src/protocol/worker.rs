@@ -10,12 +10,13 @@
 //!   any language.
 
 use std::{
+    collections::HashMap,
     ffi::OsString,
     io::{self, BufWriter},
     path::PathBuf,
     process::Command,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -28,7 +29,7 @@ use crate::{
 };
 
 use super::{
-    client::{ClientOptions, ProcessPlugin},
+    client::{ClientOptions, ProcessPlugin, WeakProcess},
     server::{ServerInfo, serve_with},
 };
 
@@ -67,7 +68,7 @@ pub fn serve_worker_if_requested(factory: &dyn PluginFactory) {
 pub fn serve_worker(factory: &dyn PluginFactory) -> io::Result<()> {
     let stdin = io::stdin().lock();
     // Buffered: `serve` flushes after each answer, and large answers go out in big writes.
-    let stdout = BufWriter::new(io::stdout().lock());
+    let stdout = BufWriter::new(io::stdout());
     serve_with(
         ServerInfo::new(factory.label(), "unknown"),
         |ns: &Namespace| factory.create(ns),
@@ -128,8 +129,16 @@ impl WorkerLauncher for SelfExecLauncher {
     }
 }
 
-/// A plugin given as a command line (`exec:<command>`): every handle is a new process
-/// started with `sh -c <command>`, so it is both the factory and the worker launcher.
+/// A plugin given as a command line (`exec:<command>`), run with `sh -c <command>`; it is
+/// both the factory and the worker launcher.
+///
+/// - Every worker is a new process.
+/// - The handles of [`create`](PluginFactory::create) live in one process per namespace
+///   directory when the plugin declares `handles` in its `hello` answer: the first starts
+///   it, the others are opened in it while it runs. So two handles of one case share a
+///   process, as two values of a Rust plugin share the suite's process, and the in-process
+///   rules (exclusion between handles, no stale state in a handle) are checked as they are
+///   for Rust plugins. Without the declaration every handle is a process of its own.
 ///
 /// A plugin that declares `storage_under_dir` in its `hello` answer gets the fault and
 /// corruption hooks from outside: [`DirFaults`] and [`damage_files`] on the namespace
@@ -140,6 +149,8 @@ pub struct ExecFactory {
     command: String,
     options: ClientOptions,
     black_box: Arc<BlackBox>,
+    /// The process serving the handles of each namespace directory (see above).
+    homes: Arc<Mutex<HashMap<PathBuf, WeakProcess>>>,
 }
 
 /// The hooks of plugins whose storage is under the namespace directory.
@@ -157,6 +168,7 @@ impl ExecFactory {
             command: command.into(),
             options: ClientOptions::default(),
             black_box: Arc::default(),
+            homes: Arc::default(),
         }
     }
 
@@ -208,7 +220,20 @@ impl PluginFactory for ExecFactory {
     }
 
     fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
-        Ok(Box::new(self.spawn(ns)?))
+        let homes = || self.homes.lock().unwrap_or_else(PoisonError::into_inner);
+        // Not opened under the lock: cases run in parallel, and each waits for its own.
+        let home = homes().get(&ns.dir).cloned();
+        if let Some(opened) = home.and_then(|home| home.open(ns)) {
+            return Ok(Box::new(opened?));
+        }
+        let plugin = self.spawn(ns)?;
+        if plugin.hello().handles {
+            let mut homes = homes();
+            // Ended processes leave entries behind; drop them as new ones come.
+            homes.retain(|_, home| home.is_running());
+            homes.insert(ns.dir.clone(), plugin.process());
+        }
+        Ok(Box::new(plugin))
     }
 
     fn in_process(&self) -> bool {
