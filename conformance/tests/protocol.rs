@@ -56,6 +56,7 @@ mod unix {
                 kill_interrupts,
             ),
             Trial::test("rust_server::threads_share_one_process", threads_share),
+            Trial::test("rust_server::handles_share_one_process", handles_share),
             Trial::test("rust_server::shutdown_exits_cleanly", shutdown),
             Trial::test("rust_server::answers_malformed_lines", server_malformed),
             Trial::test("client::eof_before_answer", eof_before_answer),
@@ -225,6 +226,45 @@ mod unix {
         for handle in handles {
             handle.join().map_err(|_| "thread panicked")??;
         }
+        Ok(())
+    }
+
+    /// Two handles opened in one process exclude each other, a `lock` that waits on one
+    /// does not hold up the `unlock` of the other (answers come as requests finish).
+    fn handles_share() -> TestResult {
+        let (_tmp, ns) = namespace();
+        let a = worker(&ns);
+        check(a.hello().handles, "the Rust server declares handles")?;
+        let b = a.open(&ns)?;
+        check(
+            a.pid() == b.pid(),
+            "an opened handle is in the same process",
+        )?;
+        a.save(b"from a")?;
+        check(
+            b.load()?.as_deref() == Some(&b"from a"[..]),
+            "b sees a's save",
+        )?;
+        let guard = a.lock(Duration::from_secs(5))?;
+        let waiter = b.clone();
+        let waiting = thread::spawn(move || waiter.lock(Duration::from_secs(10)));
+        thread::sleep(Duration::from_millis(200));
+        check(!waiting.is_finished(), "b waits while a holds the lock")?;
+        let released = Instant::now();
+        guard.release()?;
+        let b_guard = waiting.join().map_err(|_| "waiter panicked")??;
+        check(
+            released.elapsed() < Duration::from_secs(5),
+            "b got the lock once a released it, not at the end of its wait",
+        )?;
+        let c = a.open(&ns)?;
+        check(
+            c.lock(Duration::from_millis(100)).is_err(),
+            "a third handle is excluded while b holds the lock",
+        )?;
+        drop(b_guard);
+        drop(b);
+        drop(c.lock(Duration::from_secs(5))?);
         Ok(())
     }
 
