@@ -87,6 +87,9 @@ pub struct Ctx {
     case: &'static str,
     rule: &'static str,
     caps: Capabilities,
+    /// This run of the case's own directory, `<suite scratch>/<run tag>`: every namespace
+    /// of the case is made in it, so a factory can tell the namespaces of one case by
+    /// their parent (see [`namespace`](Self::namespace)).
     scratch: PathBuf,
     run_tag: String,
     counter: AtomicU32,
@@ -96,8 +99,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A context for the case named `case`, checking `rule`; its namespaces live under
-    /// `scratch`.
+    /// A context for the case named `case`, checking `rule`; its namespaces live in a
+    /// directory of its own under `scratch`, removed when the context is dropped.
     pub fn new(
         factory: Arc<dyn PluginFactory>,
         launcher: Option<Arc<dyn WorkerLauncher>>,
@@ -106,6 +109,12 @@ impl Ctx {
         caps: Capabilities,
         scratch: PathBuf,
     ) -> Self {
+        // Names must not collide with other runs or processes (a keyring is global).
+        let run_tag = format!(
+            "{:x}{:06x}",
+            std::process::id(),
+            fastrand::u32(..0x100_0000)
+        );
         Ctx {
             factory,
             launcher,
@@ -113,13 +122,8 @@ impl Ctx {
             case,
             rule,
             caps,
-            scratch,
-            // Names must not collide with other runs or processes (a keyring is global).
-            run_tag: format!(
-                "{:x}{:06x}",
-                std::process::id(),
-                fastrand::u32(..0x100_0000)
-            ),
+            scratch: scratch.join(&run_tag),
+            run_tag,
             counter: AtomicU32::new(0),
             namespaces: Mutex::new(Vec::new()),
             hangs: HangLog::default(),
@@ -174,6 +178,10 @@ impl Ctx {
     }
 
     /// A fresh, empty namespace with its own 0700 directory.
+    ///
+    /// The directories of one case's namespaces share a parent that no other case uses:
+    /// a factory that serves plugins out of process (`ExecFactory`) serves the handles of
+    /// one case from one process, as a Rust plugin's handles share the suite's.
     pub fn namespace(&self) -> Result<Namespace, Stop> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name = format!("conf-{}-{n}", self.run_tag);
@@ -316,6 +324,7 @@ impl Drop for Ctx {
             }
             let _ = fs::remove_dir_all(&ns.dir);
         }
+        let _ = fs::remove_dir_all(&self.scratch);
     }
 }
 

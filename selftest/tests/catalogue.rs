@@ -20,24 +20,19 @@ use std::{
 
 use conformance::{
     Config, EnvSettings, Expectations, FileFactory, Outcome, PluginFactory, Report, Suite,
-    WorkerLauncher, all_cases,
-    protocol::{SelfExecLauncher, is_worker, serve_worker},
+    WorkerLauncher, all_cases, protocol::SelfExecLauncher,
 };
-use conformance_selftest::broken::{self, BrokenPlugin};
+use conformance_selftest::broken::{
+    self, BrokenPlugin,
+    served::{self, PLUGIN_ENV, REFERENCE_FILE},
+};
 use identity_cache_mocks::InMemoryStore;
 use identity_cache_persistence::{CachePersistence, Result};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-/// Names the plugin a worker process serves.
-const PLUGIN_ENV: &str = "CATALOGUE_PLUGIN";
-/// The reference file plugin, as a worker name.
-const REFERENCE_FILE: &str = "reference_file";
-
 fn main() {
     // In a worker, stdout belongs to the protocol: dispatch before anything prints.
-    if is_worker() {
-        serve_as_worker();
-    }
+    served::serve_if_worker();
     let args = Arguments::from_args();
     let rows: Arc<Mutex<Vec<Row>>> = Arc::default();
     let mut trials = vec![
@@ -79,30 +74,6 @@ fn main() {
         started.elapsed(),
     );
     conclusion.exit()
-}
-
-/// Serves the plugin named by [`PLUGIN_ENV`] on stdin/stdout and exits.
-fn serve_as_worker() -> ! {
-    let name = std::env::var(PLUGIN_ENV).unwrap_or_default();
-    let factory: Arc<dyn PluginFactory> = if name == REFERENCE_FILE {
-        Arc::new(FileFactory::new())
-    } else {
-        match broken::find(&name) {
-            Some(plugin) => plugin.factory,
-            None => {
-                eprintln!("catalogue worker: no plugin called {name:?} ({PLUGIN_ENV})");
-                std::process::exit(2);
-            }
-        }
-    };
-    let code = match serve_worker(&*factory) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("catalogue worker: {e}");
-            1
-        }
-    };
-    std::process::exit(code)
 }
 
 fn config() -> Config {

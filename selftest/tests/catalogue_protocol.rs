@@ -1,14 +1,24 @@
-//! The out-of-process broken plugins (`selftest/broken-plugins/*.py`): each is the suite's
-//! example Python plugin with one thing changed, and must be caught through the JSON-lines
-//! protocol by the case named in its docstring (`EXPECTED_CASE = "..."`, next to
-//! `RULE = "..."`), and by the cases of an optional `ALSO = "case, case"` (the same rule
-//! seen from another side). The unchanged example must pass those same cases. Prints the
-//! table: plugin, rule, expected failing case, caught or not.
+//! The broken-plugin catalogue over the JSON-lines protocol: every broken plugin run as an
+//! `exec:` plugin, as the suite runs a plugin written in another language.
 //!
-//! Every handle and every worker is a `python3` process (`exec:` plugins).
+//! - `python::<name>`: the out-of-process broken plugins (`selftest/broken-plugins/*.py`),
+//!   each the suite's example Python plugin with one thing changed. Each must be caught
+//!   by the case named in its docstring (`EXPECTED_CASE`) and those of its `ALSO`; the
+//!   unchanged example must pass those same cases (`control::<name>`).
+//! - `served::<name>`: every Rust broken plugin of the catalogue, served by this test
+//!   binary over the protocol (handles opened in one process, workers in others, faults and
+//!   corruption provoked from outside for those whose storage is under the namespace
+//!   directory). Each must be caught by the same cases as in process; one whose cases all
+//!   need a hook the protocol cannot give it (an in-memory store damaged from inside) is
+//!   reported as ignored, saying so.
+//!
+//! Then the tables, and, when no trial was filtered out, the cases that no plugin trips
+//! over the protocol: exactly [`NOT_OVER_PROTOCOL`] may be among them.
 
 #[cfg(unix)]
 fn main() {
+    // Served plugins re-execute this binary: in a worker, stdout belongs to the protocol.
+    conformance_selftest::broken::served::serve_if_worker();
     unix::main();
 }
 
@@ -22,93 +32,47 @@ mod table;
 #[cfg(unix)]
 mod unix {
     use std::{
-        path::{Path, PathBuf},
+        collections::BTreeSet,
+        path::Path,
         sync::{Arc, Mutex},
         time::Instant,
     };
 
     use conformance::{Config, EnvSettings, Outcome, Suite, all_cases, protocol::ExecFactory};
+    use conformance_selftest::broken::{
+        self, BrokenPlugin,
+        python::{Program, programs},
+        served::exec_command,
+    };
+    use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
     use super::table;
-    use libtest_mimic::{Arguments, Failed, Trial};
 
-    /// One broken plugin program.
-    #[derive(Debug, Clone)]
-    struct Program {
-        name: String,
-        path: PathBuf,
-        rule: String,
-        expected_case: String,
-        /// Other cases that must fail for it too.
-        also: Vec<String>,
-    }
-
-    impl Program {
-        /// Every case that must fail for it: the expected case first.
-        fn must_fail(&self) -> Vec<String> {
-            std::iter::once(self.expected_case.clone())
-                .chain(self.also.iter().cloned())
-                .collect()
-        }
-    }
+    /// Cases that no plugin can fail over the protocol, and why.
+    pub const NOT_OVER_PROTOCOL: &[(&str, &str)] = &[(
+        "security::blob_not_in_debug",
+        "a plugin process has no Debug output the suite can see; what it prints is checked by security::blob_not_in_logs",
+    )];
 
     struct Row {
+        source: &'static str,
         name: String,
         rule: String,
         expected: String,
+        /// The cases that must fail for it.
+        cases: Vec<String>,
         caught: bool,
         seconds: f64,
     }
 
-    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/broken-plugins");
+    type Rows = Arc<Mutex<Vec<Row>>>;
+
     const EXAMPLE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../conformance/examples/file_plugin.py"
     );
 
-    /// `KEY = "value"` from a script's docstring.
-    fn field(text: &str, key: &str) -> Option<String> {
-        text.lines().find_map(|line| {
-            let rest = line.trim().strip_prefix(key)?.trim().strip_prefix('=')?;
-            Some(rest.trim().trim_matches('"').to_string())
-        })
-    }
-
-    fn programs() -> Vec<Program> {
-        let mut found: Vec<Program> = std::fs::read_dir(DIR)
-            .expect("selftest/broken-plugins exists")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "py")
-                    && !p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('_'))
-            })
-            .map(|path| {
-                let text = std::fs::read_to_string(&path).expect("readable script");
-                let name = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                Program {
-                    rule: field(&text, "RULE")
-                        .unwrap_or_else(|| panic!("{name}: no RULE in its docstring")),
-                    expected_case: field(&text, "EXPECTED_CASE")
-                        .unwrap_or_else(|| panic!("{name}: no EXPECTED_CASE in its docstring")),
-                    also: field(&text, "ALSO")
-                        .map(|list| list.split(',').map(|c| c.trim().to_string()).collect())
-                        .unwrap_or_default(),
-                    name,
-                    path,
-                }
-            })
-            .collect();
-        found.sort_by(|a, b| a.name.cmp(&b.name));
-        found
-    }
-
-    fn command(script: &Path) -> String {
+    fn python_command(script: &Path) -> String {
         // -B: no __pycache__ beside the scripts.
         format!(
             "python3 -B '{}'",
@@ -149,73 +113,141 @@ mod unix {
             .collect()
     }
 
+    /// What did not fail among `outcomes`, one line each; empty when all failed.
+    fn missed(plugin: &str, outcomes: &[(String, Outcome)]) -> Vec<String> {
+        outcomes
+            .iter()
+            .filter(|(_, outcome)| !matches!(outcome, Outcome::Failed(_)))
+            .map(|(case, outcome)| {
+                format!(
+                    "{plugin} is not caught by {case}: {} {outcome:?}",
+                    outcome.word()
+                )
+            })
+            .collect()
+    }
+
+    fn python_trials(program: Program, rows: &Rows) -> [Trial; 2] {
+        let p = program.clone();
+        let rows = Arc::clone(rows);
+        let caught = Trial::test(format!("python::{}", program.name), move || {
+            let started = Instant::now();
+            let outcomes = run(python_command(&p.path), &p.must_fail())?;
+            let missed = missed(&p.name, &outcomes);
+            rows.lock().unwrap_or_else(|e| e.into_inner()).push(Row {
+                source: "python",
+                name: p.name.clone(),
+                rule: p.rule.clone(),
+                expected: p.expected_case.clone(),
+                cases: p.must_fail(),
+                caught: missed.is_empty(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            match missed.is_empty() {
+                true => Ok(()),
+                false => Err(Failed::from(missed.join("\n"))),
+            }
+        });
+        // The unchanged example passes the cases that catch the broken one.
+        let p = program;
+        let control = Trial::test(format!("control::{}", p.name), move || {
+            for (case, outcome) in run(python_command(Path::new(EXAMPLE)), &p.must_fail())? {
+                if outcome != Outcome::Passed {
+                    return Err(Failed::from(format!(
+                        "the correct example plugin does not pass {case}: {outcome:?}"
+                    )));
+                }
+            }
+            Ok(())
+        });
+        [caught, control]
+    }
+
+    fn served_trial(plugin: BrokenPlugin, exe: &Path, rows: &Rows) -> Trial {
+        let rows = Arc::clone(rows);
+        let command = exec_command(exe, plugin.name);
+        Trial::ignorable_test(format!("served::{}", plugin.name), move || {
+            let started = Instant::now();
+            let cases: Vec<String> = plugin.must_fail().iter().map(|c| c.to_string()).collect();
+            let outcomes = run(command, &cases)?;
+            let missed = missed(plugin.name, &outcomes);
+            let unreachable = outcomes
+                .iter()
+                .all(|(_, outcome)| matches!(outcome, Outcome::Skipped(_)));
+            if unreachable && !plugin.storage_under_dir {
+                return Ok(Completion::ignored_with(format!(
+                    "its cases need a hook the protocol cannot give an in-memory plugin: {}",
+                    missed.join("; ")
+                )));
+            }
+            rows.lock().unwrap_or_else(|e| e.into_inner()).push(Row {
+                source: "served",
+                name: plugin.name.to_owned(),
+                rule: plugin.rule.to_owned(),
+                expected: plugin.expected_case.to_owned(),
+                cases,
+                caught: missed.is_empty(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            match missed.is_empty() {
+                true => Ok(Completion::Completed),
+                false => Err(Failed::from(missed.join("\n"))),
+            }
+        })
+    }
+
     pub fn main() {
         let args = Arguments::from_args();
-        let rows: Arc<Mutex<Vec<Row>>> = Arc::default();
+        let unfiltered = args.filter.is_none() && args.skip.is_empty() && !args.list;
+        let exe = std::env::current_exe().expect("the test binary can find itself");
+        let rows: Rows = Arc::default();
         let mut trials = Vec::new();
         for program in programs() {
-            let rows = Arc::clone(&rows);
-            let p = program.clone();
-            trials.push(Trial::test(
-                format!("caught::{}", program.name),
-                move || {
-                    let started = Instant::now();
-                    let outcomes = run(command(&p.path), &p.must_fail())?;
-                    let missed: Vec<_> = outcomes
-                        .iter()
-                        .filter(|(_, outcome)| !matches!(outcome, Outcome::Failed(_)))
-                        .collect();
-                    let caught = missed.is_empty();
-                    rows.lock().unwrap_or_else(|e| e.into_inner()).push(Row {
-                        name: p.name.clone(),
-                        rule: p.rule.clone(),
-                        expected: p.expected_case.clone(),
-                        caught,
-                        seconds: started.elapsed().as_secs_f64(),
-                    });
-                    if caught {
-                        Ok(())
-                    } else {
-                        Err(Failed::from(
-                            missed
-                                .iter()
-                                .map(|(case, outcome)| {
-                                    format!(
-                                        "{} is not caught by {case}: {} {outcome:?}",
-                                        p.name,
-                                        outcome.word()
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                                .join("\n"),
-                        ))
-                    }
-                },
-            ));
-            // The unchanged example passes the cases that catch the broken one.
-            let p = program;
-            trials.push(Trial::test(format!("control::{}", p.name), move || {
-                for (case, outcome) in run(command(Path::new(EXAMPLE)), &p.must_fail())? {
-                    if outcome != Outcome::Passed {
-                        return Err(Failed::from(format!(
-                            "the correct example plugin does not pass {case}: {outcome:?}"
-                        )));
-                    }
-                }
-                Ok(())
-            }));
+            trials.extend(python_trials(program, &rows));
+        }
+        for plugin in broken::catalogue() {
+            trials.push(served_trial(plugin, &exe, &rows));
         }
         let started = Instant::now();
         let conclusion = libtest_mimic::run(&args, trials);
-        print_table(&rows.lock().unwrap_or_else(|e| e.into_inner()), started);
+        let rows = rows.lock().unwrap_or_else(|e| e.into_inner());
+        print_table(&rows, "python", started);
+        print_table(&rows, "served", started);
+        if unfiltered && !conclusion.has_failed() {
+            let gaps = gaps(&rows);
+            if !gaps.is_empty() {
+                eprintln!("cases no plugin trips over the protocol: {gaps:?}");
+                std::process::exit(101);
+            }
+            println!(
+                "gaps over the protocol: none but {:?}",
+                NOT_OVER_PROTOCOL.iter().map(|(c, _)| c).collect::<Vec<_>>()
+            );
+        }
         conclusion.exit()
     }
 
-    fn print_table(rows: &[Row], started: Instant) {
+    /// Cases of the suite that no plugin caught over the protocol, other than
+    /// [`NOT_OVER_PROTOCOL`].
+    fn gaps(rows: &[Row]) -> Vec<&'static str> {
+        let tripped: BTreeSet<&str> = rows
+            .iter()
+            .filter(|r| r.caught)
+            .flat_map(|r| r.cases.iter().map(String::as_str))
+            .chain(NOT_OVER_PROTOCOL.iter().map(|(case, _)| *case))
+            .collect();
+        all_cases()
+            .iter()
+            .map(|c| c.name)
+            .filter(|name| !tripped.contains(name))
+            .collect()
+    }
+
+    fn print_table(rows: &[Row], source: &str, started: Instant) {
+        let mut rows: Vec<&Row> = rows.iter().filter(|r| r.source == source).collect();
         if rows.is_empty() {
             return;
         }
-        let mut rows: Vec<&Row> = rows.iter().collect();
         rows.sort_by(|a, b| a.name.cmp(&b.name));
         let table: Vec<table::TableRow<'_>> = rows
             .iter()
@@ -227,10 +259,13 @@ mod unix {
                 rule: &r.rule,
             })
             .collect();
-        let caught = table::print(
-            "out-of-process broken plugins (selftest/broken-plugins, over the protocol):",
-            &table,
-        );
+        let title = match source {
+            "python" => {
+                "out-of-process broken plugins (selftest/broken-plugins, over the protocol):"
+            }
+            _ => "the Rust catalogue served over the protocol (exec:):",
+        };
+        let caught = table::print(title, &table);
         println!(
             "caught {caught}/{} in {:.1}s",
             rows.len(),

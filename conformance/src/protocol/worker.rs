@@ -133,12 +133,14 @@ impl WorkerLauncher for SelfExecLauncher {
 /// both the factory and the worker launcher.
 ///
 /// - Every worker is a new process.
-/// - The handles of [`create`](PluginFactory::create) live in one process per namespace
-///   directory when the plugin declares `handles` in its `hello` answer: the first starts
-///   it, the others are opened in it while it runs. So two handles of one case share a
-///   process, as two values of a Rust plugin share the suite's process, and the in-process
-///   rules (exclusion between handles, no stale state in a handle) are checked as they are
-///   for Rust plugins. Without the declaration every handle is a process of its own.
+/// - The handles of [`create`](PluginFactory::create) live in one process per case when
+///   the plugin declares `handles` in its `hello` answer: the first starts it, the others
+///   are opened in it while it runs. A case is told by the parent of the namespace
+///   directory, which the suite makes for each case (see [`Ctx::namespace`](crate::Ctx::namespace)).
+///   So the handles of one case share a process, as the values of a Rust plugin share the
+///   suite's process, and the in-process rules (exclusion between handles, names isolated
+///   in one process, no stale state in a handle) are checked as they are for Rust plugins.
+///   Without the declaration every handle is a process of its own.
 ///
 /// A plugin that declares `storage_under_dir` in its `hello` answer gets the fault and
 /// corruption hooks from outside: [`DirFaults`] and [`damage_files`] on the namespace
@@ -149,7 +151,8 @@ pub struct ExecFactory {
     command: String,
     options: ClientOptions,
     black_box: Arc<BlackBox>,
-    /// The process serving the handles of each namespace directory (see above).
+    /// The process serving the handles of each case, by the parent of its namespace
+    /// directories (see above).
     homes: Arc<Mutex<HashMap<PathBuf, WeakProcess>>>,
 }
 
@@ -221,8 +224,9 @@ impl PluginFactory for ExecFactory {
 
     fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
         let homes = || self.homes.lock().unwrap_or_else(PoisonError::into_inner);
+        let case = ns.dir.parent().unwrap_or(&ns.dir).to_path_buf();
         // Not opened under the lock: cases run in parallel, and each waits for its own.
-        let home = homes().get(&ns.dir).cloned();
+        let home = homes().get(&case).cloned();
         if let Some(opened) = home.and_then(|home| home.open(ns)) {
             return Ok(Box::new(opened?));
         }
@@ -231,7 +235,7 @@ impl PluginFactory for ExecFactory {
             let mut homes = homes();
             // Ended processes leave entries behind; drop them as new ones come.
             homes.retain(|_, home| home.is_running());
-            homes.insert(ns.dir.clone(), plugin.process());
+            homes.insert(case, plugin.process());
         }
         Ok(Box::new(plugin))
     }

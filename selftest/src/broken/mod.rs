@@ -38,6 +38,8 @@
 
 pub mod file;
 pub mod memory;
+pub mod python;
+pub mod served;
 
 use std::{fmt, sync::Arc};
 
@@ -70,6 +72,10 @@ pub struct BrokenPlugin {
     /// The cases that catch it start worker processes, which must serve this same plugin
     /// (see [`find`]: a worker looks its plugin up by name).
     pub multi_process: bool,
+    /// Everything it stores is under the namespace directory (the file family), so served
+    /// over the protocol it may declare `storage_under_dir` and get the suite's fault and
+    /// corruption hooks from outside.
+    pub storage_under_dir: bool,
     /// Makes handles of the broken plugin (with the fault and corruption hooks its family
     /// supports).
     pub factory: Arc<dyn PluginFactory>,
@@ -83,13 +89,39 @@ impl BrokenPlugin {
             .collect()
     }
 
-    fn from_spec(spec: Spec, multi_process: bool, factory: Arc<dyn PluginFactory>) -> Self {
+    /// A plugin of the memory family: one process, storage in memory.
+    fn in_memory(flaw: memory::Flaw) -> Self {
+        BrokenPlugin::from_spec(
+            flaw.spec(),
+            false,
+            false,
+            Arc::new(memory::MemoryFactory::new(flaw)),
+        )
+    }
+
+    /// A plugin of the file family: storage under the namespace directory.
+    fn in_files(flaw: file::Flaw, multi_process: bool) -> Self {
+        BrokenPlugin::from_spec(
+            flaw.spec(),
+            multi_process,
+            true,
+            Arc::new(file::FileFlawFactory::new(flaw)),
+        )
+    }
+
+    fn from_spec(
+        spec: Spec,
+        multi_process: bool,
+        storage_under_dir: bool,
+        factory: Arc<dyn PluginFactory>,
+    ) -> Self {
         BrokenPlugin {
             name: spec.name,
             rule: spec.rule,
             expected_case: spec.expected_case,
             also: spec.also,
             multi_process,
+            storage_under_dir,
             factory,
         }
     }
@@ -103,6 +135,7 @@ impl fmt::Debug for BrokenPlugin {
             .field("expected_case", &self.expected_case)
             .field("also", &self.also)
             .field("multi_process", &self.multi_process)
+            .field("storage_under_dir", &self.storage_under_dir)
             .finish_non_exhaustive()
     }
 }
@@ -110,22 +143,14 @@ impl fmt::Debug for BrokenPlugin {
 /// Every broken plugin, each with a factory of its own (a fresh store for the in-memory
 /// ones). The file family is included on Unix only.
 pub fn catalogue() -> Vec<BrokenPlugin> {
-    let memory = memory::Flaw::ALL.iter().map(|&flaw| {
-        BrokenPlugin::from_spec(
-            flaw.spec(),
-            false,
-            Arc::new(memory::MemoryFactory::new(flaw)),
-        )
-    });
+    let memory = memory::Flaw::ALL
+        .iter()
+        .map(|&flaw| BrokenPlugin::in_memory(flaw));
     // The file family locks with flock(2) and checks Unix modes: Unix only.
     let file_flaws: &[file::Flaw] = if cfg!(unix) { file::Flaw::ALL } else { &[] };
-    let file = file_flaws.iter().map(|&flaw| {
-        BrokenPlugin::from_spec(
-            flaw.spec(),
-            flaw.multi_process(),
-            Arc::new(file::FileFlawFactory::new(flaw)),
-        )
-    });
+    let file = file_flaws
+        .iter()
+        .map(|&flaw| BrokenPlugin::in_files(flaw, flaw.multi_process()));
     memory.chain(file).collect()
 }
 
@@ -140,17 +165,9 @@ pub fn find(name: &str) -> Option<BrokenPlugin> {
 /// The families' controls: the same plugins with nothing changed, which must pass every
 /// case that applies. Their `expected_case` is empty. The file family's is Unix only.
 pub fn controls() -> Vec<BrokenPlugin> {
-    let mut controls = vec![BrokenPlugin::from_spec(
-        memory::Flaw::None.spec(),
-        false,
-        Arc::new(memory::MemoryFactory::new(memory::Flaw::None)),
-    )];
+    let mut controls = vec![BrokenPlugin::in_memory(memory::Flaw::None)];
     if cfg!(unix) {
-        controls.push(BrokenPlugin::from_spec(
-            file::Flaw::None.spec(),
-            true,
-            Arc::new(file::FileFlawFactory::new(file::Flaw::None)),
-        ));
+        controls.push(BrokenPlugin::in_files(file::Flaw::None, true));
     }
     controls
 }
