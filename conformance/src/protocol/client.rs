@@ -330,10 +330,12 @@ impl ProcessPlugin {
 
     /// Starts `command_line` with `sh -c` (an `exec:<command>` plugin line).
     ///
-    /// A simple command line (one command with arguments, no operators, redirections,
-    /// substitutions or leading assignments) is run as `exec <line>`, so that the plugin
-    /// itself is the process whose [`pid`](ProcessPlugin::pid) the suite knows; `sh` (dash)
-    /// would otherwise keep running as its parent. Other lines run as given; killing the
+    /// A simple command line (one command with arguments and plain `NAME=value` words
+    /// before it, no operators, redirections or substitutions) is run with `exec` before
+    /// its command, so that the plugin itself is the process whose
+    /// [`pid`](ProcessPlugin::pid) the suite knows and kills; `sh` (dash) would otherwise
+    /// keep running as its parent, and a pid the plugin wrote in a lock file would name a
+    /// child left unreaped after the kill. Other lines run as given; killing the
     /// process group still reaches everything they start.
     pub fn spawn_shell(
         command_line: &str,
@@ -912,7 +914,10 @@ impl ChildState {
     }
 }
 
-/// `line`, prefixed with `exec` when that cannot change its meaning (see `spawn_shell`).
+/// `line`, with `exec` before its command when that cannot change its meaning (see
+/// `spawn_shell`). Leading `NAME=value` words stay in front (`NAME=value exec cmd` gives
+/// `cmd` the variable, as `NAME=value cmd` does) when they are plain: a quote or escape in
+/// one could hide a space, so such a line runs as given.
 fn shell_line(line: &str) -> String {
     const COMPOUND: [char; 12] = [';', '&', '|', '<', '>', '(', ')', '$', '`', '\n', '{', '}'];
     // Keywords and builtins that `exec` cannot run.
@@ -920,15 +925,30 @@ fn shell_line(line: &str) -> String {
         "if", "while", "until", "for", "case", "!", "{", "exec", "time", "exit", "cd", ".",
         "source", "eval", "export", "set", "unset", "read", "wait", "trap",
     ];
-    let simple = !line.contains(COMPOUND)
-        && line
-            .split_whitespace()
-            .next()
-            .is_some_and(|first| !first.contains('=') && !NOT_EXECUTABLE.contains(&first));
-    if simple {
-        format!("exec {line}")
-    } else {
-        line.to_owned()
+    let is_assignment = |word: &str| {
+        word.split_once('=').is_some_and(|(name, _)| {
+            name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    };
+    if line.contains(COMPOUND) {
+        return line.to_owned();
+    }
+    let mut head = Vec::new();
+    let mut tail = line.trim_start();
+    while let Some(word) = tail.split_whitespace().next().filter(|w| is_assignment(w)) {
+        if word.contains(['\'', '"', '\\']) {
+            return line.to_owned();
+        }
+        head.push(word);
+        tail = tail[word.len()..].trim_start();
+    }
+    match tail.split_whitespace().next() {
+        Some(command) if !command.contains('=') && !NOT_EXECUTABLE.contains(&command) => {
+            head.push("exec");
+            format!("{} {tail}", head.join(" "))
+        }
+        _ => line.to_owned(),
     }
 }
 
@@ -946,9 +966,14 @@ mod tests {
     fn simple_lines_are_execed() {
         assert_eq!(shell_line("python3 p.py --x"), "exec python3 p.py --x");
         assert_eq!(shell_line("'/a b/plugin'"), "exec '/a b/plugin'");
+        assert_eq!(
+            shell_line("A=1 B_2=x ./p  'a  b'"),
+            "A=1 B_2=x exec ./p  'a  b'"
+        );
         for line in [
             "cd x && ./p",
-            "A=1 ./p",
+            "A='1 2' ./p",
+            "A=1",
             "./p 2>log",
             "./p; echo",
             "if true; then ./p; fi",

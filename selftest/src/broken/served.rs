@@ -68,16 +68,12 @@ pub fn serve_if_worker() {
 
 /// The `exec:` command line (without the prefix) that runs `exe` serving the plugin
 /// called `name`: `exe` must call [`serve_if_worker`] first in its `main`.
-///
-/// The variables are set through `env` rather than as `NAME=value` words, so that the line
-/// is a simple command, which the suite runs with `exec`: the plugin is then the process
-/// whose pid the suite knows and kills, and the pid it writes in its lock files names a
-/// process that is dead once killed (not a child left to be reaped by someone else).
 pub fn exec_command(exe: &Path, name: &str) -> String {
     let quoted = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    // The name is a plain word (snake_case): unquoted, the line stays one the suite runs
+    // with `exec`, so the plugin is the process it kills.
     format!(
-        "env {WORKER_ENV}=1 {PLUGIN_ENV}={} {}",
-        quoted(name),
+        "{WORKER_ENV}=1 {PLUGIN_ENV}={name} {}",
         quoted(&exe.to_string_lossy())
     )
 }
