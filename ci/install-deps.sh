@@ -14,6 +14,9 @@
 #   LibsecretPersistence in the Secret Service interop tests, in a venv that sees them.
 # - redis-server: the Redis tests start their own servers on 127.0.0.1 (the package's
 #   system service is not used, and not started by this script).
+# - libdbus-1-dev and pkg-config: the conformance dev-dependency
+#   dbus-secret-service-keyring-store links the system libdbus (its build script finds it
+#   with pkg-config), so without them the test targets do not compile at all.
 # cross-check (ci/cross-check.sh):
 # - rustc-web, rust-web-src, rust-web-clippy: a second toolchain with the standard
 #   library's source, to type-check the Windows and macOS code here.
@@ -61,6 +64,9 @@ for group in "${groups[@]}"; do
         command -v gnome-keyring-daemon >/dev/null || need tests gnome-keyring
         command -v secret-tool >/dev/null || need tests libsecret-tools
         command -v redis-server >/dev/null || need tests redis-server
+        command -v pkg-config >/dev/null || need tests pkg-config
+        # The headers and dbus-1.pc, not the runtime library every Debian has.
+        [[ -f /usr/include/dbus-1.0/dbus/dbus.h ]] || need tests libdbus-1-dev
         if ! /usr/bin/python3 -c 'import gi; gi.require_version("Secret", "1")' 2>/dev/null; then
             need tests python3 python3-gi gir1.2-secret-1
         fi
