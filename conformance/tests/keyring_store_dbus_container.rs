@@ -1,6 +1,6 @@
 //! The suite against `dbus-secret-service-keyring-store` on gnome-keyring in the libsecret
 //! test container, over D-Bus on TCP, through `KeyringStore`; see `keyring_store/mod.rs`
-//! and `keyring_store/secret_service.rs`. Known gaps: `keyring_store_dbus_container.toml`.
+//! and `keyring_store/in_child.rs`. Known gaps: `keyring_store_dbus_container.toml`.
 
 #[cfg(target_os = "linux")]
 mod keyring_store;
@@ -13,8 +13,8 @@ mod keyring_store;
 mod libsecret_container;
 
 #[cfg(target_os = "linux")]
-#[path = "keyring_store/secret_service.rs"]
-mod secret_service;
+#[path = "keyring_store/in_child.rs"]
+mod in_child;
 
 #[cfg(target_os = "linux")]
 #[path = "keyring_store/container.rs"]

@@ -1,7 +1,7 @@
 //! The suite against `zbus-secret-service-keyring-store` (the Secret Service over zbus,
 //! the `keyring` crate family's own) on a private gnome-keyring that this test starts,
 //! through `KeyringStore`; see `keyring_store/mod.rs` and
-//! `keyring_store/secret_service.rs`. Known gaps: `keyring_store_zbus.toml`.
+//! `keyring_store/in_child.rs`. Known gaps: `keyring_store_zbus.toml`.
 
 #[cfg(target_os = "linux")]
 #[path = "../../reference/tests/secret_service_support/daemons.rs"]
@@ -11,8 +11,8 @@ mod keyring;
 mod keyring_store;
 
 #[cfg(target_os = "linux")]
-#[path = "keyring_store/secret_service.rs"]
-mod secret_service;
+#[path = "keyring_store/in_child.rs"]
+mod in_child;
 
 #[cfg(target_os = "linux")]
 #[path = "keyring_store/private_keyring.rs"]

@@ -1,4 +1,4 @@
-//! The Secret Service of `keyring_store/secret_service.rs` in the libsecret test container,
+//! The Secret Service, set up for `keyring_store/in_child.rs`, in the libsecret test container,
 //! reached over D-Bus on TCP (`keyring_store_zbus_container`,
 //! `keyring_store_dbus_container`); the target includes this file beside it and
 //! `libsecret_container`. Without a Docker engine or without the image, the run is
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use keyring_core::api::CredentialStoreApi;
 
-use crate::{libsecret_container, report_skip, secret_service};
+use crate::{in_child, libsecret_container, report_skip};
 
 /// Runs the suite for `target` against the store `open` makes on the container's bus.
 /// Returns only when the run is skipped.
@@ -16,7 +16,7 @@ pub fn main<S: CredentialStoreApi + Send + Sync + 'static>(
     target: &str,
     open: impl FnOnce() -> keyring_core::Result<Arc<S>>,
 ) {
-    secret_service::main(target, open, || {
+    in_child::main(target, None, open, || {
         let image = libsecret_container::image();
         match libsecret_container::check_engine_and_image(&image)
             .and_then(|()| libsecret_container::start(&image, target))
@@ -28,7 +28,7 @@ pub fn main<S: CredentialStoreApi + Send + Sync + 'static>(
                     started.address
                 );
                 let address = started.address.clone();
-                Some((started, address))
+                Some((started, "DBUS_SESSION_BUS_ADDRESS", address.into()))
             }
             Err(reason) => {
                 let reason = format!("{reason}; this target needs the {image} container");

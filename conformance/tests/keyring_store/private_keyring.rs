@@ -1,4 +1,4 @@
-//! The Secret Service of `keyring_store/secret_service.rs` on a private gnome-keyring
+//! The Secret Service, set up for `keyring_store/in_child.rs`, on a private gnome-keyring
 //! (`keyring_store_zbus`, `keyring_store_dbus`); the target includes this file beside it
 //! and the private keyring (`keyring`, daemons.rs). Without gnome-keyring the run is
 //! skipped with the reason, and under `CI` it fails.
@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use keyring_core::api::CredentialStoreApi;
 
-use crate::{keyring, secret_service};
+use crate::{in_child, keyring};
 
 /// Runs the suite for `target` against the store `open` makes on a private keyring.
 /// Returns only when the run is skipped.
@@ -15,11 +15,11 @@ pub fn main<S: CredentialStoreApi + Send + Sync + 'static>(
     target: &str,
     open: impl FnOnce() -> keyring_core::Result<Arc<S>>,
 ) {
-    secret_service::main(target, open, || {
+    in_child::main(target, None, open, || {
         keyring::available_or_skip(target).then(|| {
             let keyring = keyring::PrivateKeyring::start();
             let address = keyring.address().to_owned();
-            (keyring, address)
+            (keyring, "DBUS_SESSION_BUS_ADDRESS", address.into())
         })
     })
 }
