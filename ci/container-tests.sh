@@ -22,8 +22,9 @@ if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
     exit 0
 fi
 
-# Containers a killed earlier run left behind (ours only: labelled by the tests).
-leftovers=$(docker ps -aq --filter label=identity-cache.test=container_secret_service)
+# Containers a killed earlier run left behind (ours only: labelled by the tests, each
+# with its target's name; the keyring_store_*_container targets start them too).
+leftovers=$(docker ps -aq --filter label=identity-cache.test)
 if [[ -n $leftovers ]]; then
     echo "container-tests: removing leftover test containers: $(echo $leftovers)"
     docker rm -f $leftovers >/dev/null

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a group of checks needs; does nothing where they are there.
 #
-#   ci/install-deps.sh [--check] [GROUP...]     GROUP: tests (default), cross-check
+#   ci/install-deps.sh [--check] [GROUP...]     GROUP: tests (default), build, cross-check
 #
-# tests:
+# build (ci/check.sh, before clippy compiles the test targets; part of tests too):
+# - libdbus-1-dev and pkg-config: the conformance dev-dependency
+#   dbus-secret-service-keyring-store links the system libdbus (its build script finds it
+#   with pkg-config), so without them the workspace's test targets do not compile at all.
+# tests: what build needs, and
 # - e2fsprogs (chattr) and util-linux (mount): the fault tests make real "access denied"
 #   (immutable attribute, since tests run as root) and "disk full" (a 64 KiB tmpfs).
 # - python3 with venv and pip: the interop tests install msal-extensions from PyPI into a
@@ -29,7 +33,7 @@ groups=()
 for arg in "$@"; do
     case $arg in
         --check) check_only=true ;;
-        tests | cross-check) groups+=("$arg") ;;
+        tests | build | cross-check) groups+=("$arg") ;;
         *) echo "install-deps: unknown argument $arg" >&2; exit 64 ;;
     esac
 done
@@ -52,6 +56,11 @@ need() { # need GROUP PACKAGE...
 declare -A why=()
 for group in "${groups[@]}"; do
     case $group in
+    tests | build)
+        command -v pkg-config >/dev/null || need "$group" pkg-config
+        # The headers and dbus-1.pc, not the runtime library every Debian has.
+        [[ -f /usr/include/dbus-1.0/dbus/dbus.h ]] || need "$group" libdbus-1-dev
+        ;;&
     tests)
         command -v chattr >/dev/null || need tests e2fsprogs
         command -v mount >/dev/null || need tests util-linux

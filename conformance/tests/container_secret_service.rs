@@ -3,11 +3,8 @@
 //!
 //! The image (`identity-cache-libsecret:1`, or `IDENTITY_CACHE_LIBSECRET_IMAGE`) is built
 //! locally from Debian packages by `ci/build-test-image.sh`; `ci/container-tests.sh`
-//! builds it when absent and runs this target. One container serves the whole run: its
-//! entrypoint (ci/images/libsecret/entrypoint.sh) starts a session bus listening on TCP
-//! port 55556 with ANONYMOUS auth and an unlocked gnome-keyring on it, and prints
-//! `SECRET SERVICE READY`. The port is published on 127.0.0.1 only: anyone who reaches
-//! that bus owns the keyring, which is why nothing but test data ever goes in it.
+//! builds it when absent and runs this target. One container serves the whole run; how
+//! it is started and reached is in `libsecret_container/mod.rs`.
 //!
 //! Every handle is given the address explicitly (`with_bus_address`); the process
 //! environment is never changed. Worker processes of the multi-process cases are this
@@ -31,6 +28,8 @@
 )]
 mod bus_factory;
 #[cfg(target_os = "linux")]
+mod libsecret_container;
+#[cfg(target_os = "linux")]
 include!("../../reference/tests/skip/report.rs");
 #[cfg(target_os = "linux")]
 fn main() {
@@ -46,35 +45,24 @@ fn main() {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::{
-        collections::HashMap,
         io::Write,
         process::{Command, Stdio},
         sync::Arc,
-        time::{Duration, Instant},
+        time::Instant,
     };
 
     use super::bus_factory::BusFactory;
+    use super::libsecret_container::{Started, check_engine_and_image, in_ci};
     use conformance::{Suite, harness, protocol::SelfExecLauncher};
     use identity_cache_persistence::{
         CachePersistence, ErrorKind, KeyringProfile, Result, SecretServicePersistence,
     };
     use libtest_mimic::{Arguments, Failed, Trial};
-    use testcontainers::{
-        Container, GenericImage, ImageExt,
-        bollard::models::PortBinding,
-        core::{ExecCommand, IntoContainerPort, WaitFor},
-        runners::SyncRunner,
-    };
+    use testcontainers::core::ExecCommand;
 
-    /// The image `ci/build-test-image.sh` builds, unless overridden (same variable there).
-    const DEFAULT_IMAGE: &str = "identity-cache-libsecret:1";
-    const IMAGE_ENV: &str = "IDENTITY_CACHE_LIBSECRET_IMAGE";
+    const TARGET: &str = "container_secret_service";
     /// Tells worker processes the bus address of the container the parent started.
     const BUS_ENV: &str = "IDENTITY_CACHE_CONTAINER_BUS";
-    /// The D-Bus TCP port inside the container (ci/images/libsecret/bus.conf).
-    const BUS_PORT: u16 = 55556;
-    /// What the entrypoint prints once the Secret Service answers.
-    const READY: &str = "SECRET SERVICE READY";
     /// The unix socket of the bus inside the container, for `docker exec` clients.
     const INNER_BUS: &str = "unix:path=/run/user/0/bus";
 
@@ -90,7 +78,7 @@ mod linux {
         super::bus_factory::serve_worker_if_asked(BUS_ENV, PLACE);
 
         let args = Arguments::from_args();
-        let image = std::env::var(IMAGE_ENV).unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
+        let image = super::libsecret_container::image();
 
         // Listing starts nothing (nextest lists before it runs).
         if args.list {
@@ -192,93 +180,9 @@ mod linux {
         trials
     }
 
-    /// Whether this run is CI's, where a missing engine or image fails rather than skips.
-    fn in_ci() -> bool {
-        std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-    }
-
-    /// Checks that a Docker engine answers and the image is there, with the docker CLI
-    /// (testcontainers would try to pull a missing image from a registry instead).
-    fn check_engine_and_image(image: &str) -> std::result::Result<(), String> {
-        let engine = Command::new("docker")
-            .args(["version", "--format", "{{.Server.Version}}"])
-            .stdin(Stdio::null())
-            .output();
-        match engine {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err("no Docker here (the docker CLI is not installed)".into());
-            }
-            Err(e) => return Err(format!("cannot run the docker CLI: {e}")),
-            Ok(out) if !out.status.success() => {
-                return Err(format!(
-                    "no Docker engine reachable (docker version: {})",
-                    first_line(&out.stderr)
-                ));
-            }
-            Ok(_) => {}
-        }
-        let inspect = Command::new("docker")
-            .args(["image", "inspect", "--format", "{{.Id}}", image])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run the docker CLI: {e}"))?;
-        if !inspect.status.success() {
-            return Err(format!(
-                "the image {image} is absent; build it with ci/build-test-image.sh \
-                 (ci/container-tests.sh builds it and runs these tests)"
-            ));
-        }
-        Ok(())
-    }
-
-    fn first_line(bytes: &[u8]) -> String {
-        String::from_utf8_lossy(bytes)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned()
-    }
-
-    /// A running container and the address of its bus on the host.
-    struct Started {
-        container: Container<GenericImage>,
-        image: String,
-        address: String,
-        ready_after: Duration,
-    }
-
-    /// Starts a container of `image` and waits for its readiness line.
+    /// Starts a container of `image` for this target.
     fn start(image: &str) -> std::result::Result<Started, String> {
-        let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
-        let begin = Instant::now();
-        let container = GenericImage::new(name, tag)
-            .with_exposed_port(BUS_PORT.tcp())
-            .with_wait_for(WaitFor::message_on_stdout(READY))
-            .with_label("identity-cache.test", "container_secret_service")
-            .with_startup_timeout(Duration::from_secs(60))
-            // The bus takes anyone: publish it on loopback only, not on every interface
-            // as testcontainers' publish-all would.
-            .with_host_config_modifier(|host| {
-                host.publish_all_ports = Some(false);
-                host.port_bindings = Some(HashMap::from([(
-                    format!("{BUS_PORT}/tcp"),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
-                    }]),
-                )]));
-            })
-            .start()
-            .map_err(|e| format!("the container did not start: {e}"))?;
-        let port = container
-            .get_host_port_ipv4(BUS_PORT.tcp())
-            .map_err(|e| format!("the bus port is not published: {e}"))?;
-        Ok(Started {
-            container,
-            image: image.to_owned(),
-            address: format!("tcp:host=127.0.0.1,port={port}"),
-            ready_after: begin.elapsed(),
-        })
+        super::libsecret_container::start(image, TARGET)
     }
 
     impl Started {

@@ -12,10 +12,8 @@ const MAX_SIZE: usize = 32_767;
 
 #[cfg(target_os = "linux")]
 fn main() {
-    let store = linux_keyutils_keyring_store::Store::new().unwrap_or_else(|e| {
-        eprintln!("keyring_store_keyutils: no kernel keyring store: {e}");
-        std::process::exit(2);
-    });
+    const TARGET: &str = "keyring_store_keyutils";
+    let store = keyring_store::open_or_exit(TARGET, linux_keyutils_keyring_store::Store::new());
     keyring_store::run(
         keyring_store::StoreFactory::new(store, Some(MAX_SIZE)),
         "keyring_store_keyutils.toml",

@@ -15,7 +15,7 @@ use conformance::{DirFaults, Expectations, Fault, Namespace, PluginFactory, harn
 use identity_cache_persistence::{
     CachePersistence, Error, KeyringStore, Result, platform::SecretStorePersistence, validate_name,
 };
-use keyring_core::CredentialStore;
+use keyring_core::{CredentialStore, api::CredentialStoreApi};
 
 /// The service of every entry the suite writes.
 const SERVICE: &str = "identity-cache-conformance";
@@ -72,6 +72,21 @@ impl PluginFactory for StoreFactory {
 
     fn clear_fault(&self, ns: &Namespace, fault: Fault) -> Result<()> {
         self.faults.clear(&ns.dir, fault)
+    }
+}
+
+/// The store `opened` gave, or the end of the run with its error: without its store the
+/// target `target` has nothing to judge, and a store that cannot open is no skip.
+pub fn open_or_exit<S: CredentialStoreApi + Send + Sync + 'static>(
+    target: &str,
+    opened: keyring_core::Result<Arc<S>>,
+) -> Arc<CredentialStore> {
+    match opened {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("{target}: the store did not open: {e}");
+            std::process::exit(2);
+        }
     }
 }
 
