@@ -1,26 +1,52 @@
 //! The guard: an OS lock on `<lock path>.guard`, a file nobody deletes, held by our
 //! processes as long as the MSAL lock, so that a lock file deleted under its holder by
 //! another SDK cannot let two of ours in (see the module documentation of `lock`).
+//!
+//! The guard file is opened once per [`FileLock`](super::FileLock) (and its clones) and
+//! kept open, rather than opened on every attempt: an open is a path lookup and a file
+//! creation check, which cost the uncontended acquire more than the lock itself. Taking
+//! and releasing the guard are then a `flock` and an unlock on that open file.
 
 use std::{
     ffi::OsString,
     fs::{File, OpenOptions, TryLockError},
     io,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
 };
 
+use super::file_id::same_file;
 use crate::{
     error::{Error, Result},
     name::GUARD_SUFFIX,
 };
 
+/// The guard file of one lock, opened on first use and kept open.
+///
+/// Clones share the open file. That is sound because one process takes the guard from
+/// one thread at a time: every acquire of a path first takes the in-process slot of that
+/// path (`super::local`), and releases the guard before that slot.
+#[derive(Debug, Default)]
+pub(super) struct GuardFile {
+    /// `None` until first used; replaced when the path names another file.
+    file: Mutex<Option<Arc<File>>>,
+}
+
+impl Clone for GuardFile {
+    fn clone(&self) -> Self {
+        GuardFile {
+            file: Mutex::new(self.current()),
+        }
+    }
+}
+
 /// A held guard; dropping it (or the death of the process) releases it.
 #[derive(Debug)]
 pub(super) struct Guard {
-    _file: File,
+    file: Arc<File>,
 }
 
-impl Guard {
+impl GuardFile {
     /// Takes the guard of the lock at `lock_path` if no other holder has it.
     ///
     /// - Free: `Ok(Some(guard))`, the guard file created (0600) if it was missing.
@@ -30,16 +56,65 @@ impl Guard {
     ///   alone then decides, as before.
     /// - The guard file cannot be opened or created (the directory is not writable, a
     ///   directory stands at its path): `Err` of the kind of the OS error.
-    pub(super) fn try_take(lock_path: &Path) -> Result<Option<Guard>> {
+    ///
+    /// A guard file that was removed or replaced since it was opened (nothing of ours
+    /// removes it, but a person can) is noticed once its lock is taken: the lock of a file
+    /// the path no longer names excludes nobody, so it is dropped and the file at the
+    /// path opened instead.
+    pub(super) fn try_take(&self, lock_path: &Path) -> Result<Option<Guard>> {
         let path = path_for(lock_path);
-        let file = open(&path).map_err(|e| Error::io("open lock guard", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Guard { _file: file })),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
-                Ok(Some(Guard { _file: file }))
+        let mut file = self.open(&path)?;
+        loop {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                    return Ok(Some(Guard { file }));
+                }
+                Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
             }
-            Err(TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+            let guard = Guard { file };
+            if same_file(&guard.file, &path)
+                .map_err(|e| Error::io("inspect lock guard", &path, e))?
+            {
+                return Ok(Some(guard));
+            }
+            drop(guard);
+            file = self.reopen(&path)?;
+        }
+    }
+
+    /// The open guard file, opened now if it is not yet.
+    fn open(&self, path: &Path) -> Result<Arc<File>> {
+        match self.current() {
+            Some(file) => Ok(file),
+            None => self.reopen(path),
+        }
+    }
+
+    /// Opens the file at `path` and keeps it in place of the one held so far.
+    fn reopen(&self, path: &Path) -> Result<Arc<File>> {
+        let file = Arc::new(open(path).map_err(|e| Error::io("open lock guard", path, e))?);
+        *self.file.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&file));
+        Ok(file)
+    }
+
+    fn current(&self) -> Option<Arc<File>> {
+        // A plain assignment under the lock: the value is consistent even after a panic.
+        self.file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // The file stays open for the next acquire; only its lock goes. Unlocking a lock
+        // this open file holds does not fail in practice; if it did, the lock would stay
+        // until the `FileLock` is dropped, so say so.
+        if let Err(e) = self.file.unlock() {
+            tracing::warn!(error = %e, "releasing the cache lock guard failed");
         }
     }
 }

@@ -112,6 +112,8 @@ mod local;
 mod queue;
 mod stale;
 mod wake;
+#[cfg(unix)]
+mod watch;
 
 use std::{
     fmt,
@@ -133,7 +135,7 @@ use crate::{
     persistence::HeldLock,
 };
 use file_id::same_file;
-use guard::Guard;
+use guard::{Guard, GuardFile};
 use local::LocalGuard;
 use queue::Queue;
 use stale::Probe;
@@ -152,6 +154,8 @@ pub struct FileLock {
     key: OnceLock<PathBuf>,
     /// Orphaned temporary files of the lock file are swept once per `FileLock`.
     swept: OnceLock<()>,
+    /// `<lock path>.guard`, kept open between acquires (see `guard`).
+    guard: GuardFile,
 }
 
 /// What is at a lock path now, as [`FileLock::inspect`] sees it.
@@ -174,6 +178,7 @@ impl FileLock {
             path: path.into(),
             key: OnceLock::new(),
             swept: OnceLock::new(),
+            guard: GuardFile::default(),
         }
     }
 
@@ -237,10 +242,13 @@ impl FileLock {
             // Our other processes first: a lock file deleted under its holder (see the
             // module documentation) must not let a second of ours in.
             let guard = if my_turn {
-                Guard::try_take(&self.path)?
+                self.guard.try_take(&self.path)?
             } else {
                 None
             };
+            // Whether the holder seen this time holds the OS lock of the lock file, so that
+            // its release can wake us (`watch`).
+            let mut holder_locks = false;
             let probe = if let Some(guard) = guard {
                 match create_with_content(&self.path, &self.swept) {
                     Ok((file, written)) => {
@@ -266,7 +274,10 @@ impl FileLock {
                 // Another of our processes holds the lock, whatever the lock file says; its
                 // file, when there, names it for the timeout message.
                 seen = match self.probe()? {
-                    Probe::Busy(holder) | Probe::Stale(holder, _) => Seen::Holder(holder),
+                    Probe::Busy(holder) | Probe::Stale(holder, _) => {
+                        holder_locks = holder.os_locked;
+                        Seen::Holder(holder)
+                    }
                     Probe::Vanished | Probe::Removed(_) => Seen::OurGuard,
                 };
                 stall.saw_held();
@@ -291,6 +302,7 @@ impl FileLock {
                 }
                 Some(Probe::Busy(holder) | Probe::Stale(holder, _)) => {
                     stall.saw_held();
+                    holder_locks = holder.os_locked;
                     seen = Seen::Holder(holder);
                 }
                 None => {}
@@ -302,8 +314,29 @@ impl FileLock {
             if Instant::now() >= deadline {
                 return Err(self.timeout(wait, seen));
             }
-            pause.wait(deadline, my_turn);
+            // The waiter whose turn it is sleeps until the holder's release when the holder
+            // holds an OS lock (ours, portalocker, .NET); the others, and every waiter
+            // of a holder without one (MSAL Node, Python's `filelock`), poll.
+            if my_turn && holder_locks && self.until_released(deadline) {
+                pause.reset();
+            } else {
+                pause.wait(deadline, my_turn);
+            }
         }
+    }
+
+    /// Blocks until the holder of the lock file drops its OS lock, for at most
+    /// `watch::LOOK` and never past `deadline`; `false` when it cannot (see `watch`).
+    #[cfg(unix)]
+    fn until_released(&self, deadline: Instant) -> bool {
+        let until = deadline.min(Instant::now() + watch::LOOK);
+        watch::until_released(self.key(), &self.path, until) == watch::Waited::Yes
+    }
+
+    /// Waiters poll on Windows (see `watch`).
+    #[cfg(not(unix))]
+    fn until_released(&self, _deadline: Instant) -> bool {
+        false
     }
 
     /// What is at the lock path now: nothing, a live holder, or a stale file. Removes
@@ -400,8 +433,9 @@ impl FileLock {
 pub struct FileLockGuard {
     path: PathBuf,
     file: Option<File>,
-    /// Released after the lock file, so that no other process of ours creates a lock
-    /// file while ours still exists.
+    /// Released once the lock file is gone from its path (Unix: after the unlink;
+    /// Windows: after the close, which deletes it), so that no other process of ours
+    /// creates a lock file while ours still exists.
     guard: Option<Guard>,
     local: Option<LocalGuard>,
 }
@@ -417,6 +451,12 @@ impl FileLockGuard {
             return Ok(());
         };
         let unlinked = unlink_if_ours(&self.path, &file);
+        // On Unix the lock file is unlinked by now, so the guard can go before the file
+        // is closed: a waiter of ours blocked on the file's OS lock (`watch`) wakes at the
+        // close and finds the guard already free. On Windows the close is what removes
+        // the file, so the guard goes after it.
+        #[cfg(unix)]
+        drop(self.guard.take());
         // Closing drops the OS lock; only then may the next thread of this process go.
         drop(file);
         drop(self.guard.take());
