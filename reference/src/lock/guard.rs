@@ -15,7 +15,6 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use super::file_id::same_file;
 use crate::{
     error::{Error, Result},
     name::GUARD_SUFFIX,
@@ -23,21 +22,13 @@ use crate::{
 
 /// The guard file of one lock, opened on first use and kept open.
 ///
-/// Clones share the open file. That is sound because one process takes the guard from
-/// one thread at a time: every acquire of a path first takes the in-process slot of that
-/// path (`super::local`), and releases the guard before that slot.
+/// A `FileLock` and its clones share it. That is sound because one process takes the
+/// guard from one thread at a time: every acquire of a path first takes the in-process
+/// slot of that path (`super::local`), and releases the guard before that slot.
 #[derive(Debug, Default)]
 pub(super) struct GuardFile {
     /// `None` until first used; replaced when the path names another file.
     file: Mutex<Option<Arc<File>>>,
-}
-
-impl Clone for GuardFile {
-    fn clone(&self) -> Self {
-        GuardFile {
-            file: Mutex::new(self.current()),
-        }
-    }
 }
 
 /// A held guard; dropping it (or the death of the process) releases it.
@@ -74,7 +65,7 @@ impl GuardFile {
                 Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
             }
             let guard = Guard { file };
-            if same_file(&guard.file, &path)
+            if still_named(&guard.file, &path)
                 .map_err(|e| Error::io("inspect lock guard", &path, e))?
             {
                 return Ok(Some(guard));
@@ -117,6 +108,23 @@ impl Drop for Guard {
             tracing::warn!(error = %e, "releasing the cache lock guard failed");
         }
     }
+}
+
+/// Whether the guard file we hold open is still the one at `path`.
+///
+/// Unix: it still has a name, which costs an `fstat` and no path lookup. Nothing renames
+/// guard files, so a file with a name is the one at `path`; a removed or replaced one has
+/// none left.
+#[cfg(unix)]
+fn still_named(file: &File, _path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(file.metadata()?.nlink() > 0)
+}
+
+/// Elsewhere the link count is not in std: compare with the file at `path`.
+#[cfg(not(unix))]
+fn still_named(file: &File, path: &Path) -> io::Result<bool> {
+    super::file_id::same_file(file, path)
 }
 
 /// `<lock path>.guard`.

@@ -105,6 +105,7 @@
 //! removal while open.
 
 mod break_stale;
+mod create;
 mod file_id;
 mod guard;
 pub(crate) mod holder;
@@ -117,10 +118,10 @@ mod watch;
 
 use std::{
     fmt,
-    fs::{File, OpenOptions},
+    fs::File,
     io::{self, Write},
     path::{Path, PathBuf},
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -128,12 +129,11 @@ pub use break_stale::BreakStale;
 pub use holder::Liveness;
 pub use stale::{GRACE, Holder};
 
-#[cfg(unix)]
-use crate::backends::file::{directory_of, temp};
 use crate::{
     error::{Error, ErrorKind, Result},
     persistence::HeldLock,
 };
+use create::{StockSlot, create_with_content, lock_file_content};
 use file_id::same_file;
 use guard::{Guard, GuardFile};
 use local::LocalGuard;
@@ -149,13 +149,21 @@ use wake::{POLL_MAX_FIRST, Pause};
 #[derive(Debug, Clone)]
 pub struct FileLock {
     path: PathBuf,
-    /// The in-process registry key, computed on first use (the directory may not exist
-    /// before).
+    /// What the lock sets up once and its clones share.
+    shared: Arc<Shared>,
+}
+
+/// The state of a [`FileLock`] that is set up on first use, once for it and its clones.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The in-process registry key (the directory may not exist before).
     key: OnceLock<PathBuf>,
-    /// Orphaned temporary files of the lock file are swept once per `FileLock`.
+    /// Orphaned temporary files beside the lock are swept once, after a release.
     swept: OnceLock<()>,
     /// `<lock path>.guard`, kept open between acquires (see `guard`).
     guard: GuardFile,
+    /// The private file whose links are our lock files (see `create`).
+    stock: StockSlot,
 }
 
 /// What is at a lock path now, as [`FileLock::inspect`] sees it.
@@ -176,9 +184,7 @@ impl FileLock {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileLock {
             path: path.into(),
-            key: OnceLock::new(),
-            swept: OnceLock::new(),
-            guard: GuardFile::default(),
+            shared: Arc::default(),
         }
     }
 
@@ -242,7 +248,7 @@ impl FileLock {
             // Our other processes first: a lock file deleted under its holder (see the
             // module documentation) must not let a second of ours in.
             let guard = if my_turn {
-                self.guard.try_take(&self.path)?
+                self.shared.guard.try_take(&self.path)?
             } else {
                 None
             };
@@ -250,7 +256,7 @@ impl FileLock {
             // its release can wake us (`watch`).
             let mut holder_locks = false;
             let probe = if let Some(guard) = guard {
-                match create_with_content(&self.path, &self.swept) {
+                match create_with_content(&self.path, &self.shared.stock) {
                     Ok((file, written)) => {
                         if let Some(file) = self.take_created(file, written, deadline)? {
                             // Leave the line only once holding the lock, so that nobody
@@ -259,6 +265,7 @@ impl FileLock {
                             local.on_acquired(in_run && !waited);
                             return Ok(FileLockGuard {
                                 path: self.path.clone(),
+                                shared: Arc::clone(&self.shared),
                                 file: Some(file),
                                 guard: Some(guard),
                                 local: Some(local),
@@ -307,9 +314,16 @@ impl FileLock {
                 }
                 None => {}
             }
+            let mut my_turn = my_turn;
             if !joined {
                 joined = true;
                 ticket = queue.join(deadline);
+                // Whether we are first is learnt now, before the wait, rather than after
+                // the release that ends it, where it would delay taking the lock.
+                if let Some(ticket) = &ticket {
+                    first = queue.is_first(ticket);
+                    my_turn = first;
+                }
             }
             if Instant::now() >= deadline {
                 return Err(self.timeout(wait, seen));
@@ -358,7 +372,7 @@ impl FileLock {
     }
 
     fn key(&self) -> &Path {
-        self.key.get_or_init(|| local::key_for(&self.path))
+        self.shared.key.get_or_init(|| local::key_for(&self.path))
     }
 
     /// Probes the existing lock file, removing it when stale.
@@ -369,7 +383,12 @@ impl FileLock {
     /// Finishes an acquire after our exclusive create: takes the OS lock and writes our
     /// pid. `None` when another process holds the file's OS lock (portalocker or .NET
     /// got it first; it removes the file when done) or the path stopped naming the file.
-    fn take_created(&self, file: File, written: bool, deadline: Instant) -> Result<Option<File>> {
+    fn take_created(
+        &self,
+        file: Arc<File>,
+        written: bool,
+        deadline: Instant,
+    ) -> Result<Option<Arc<File>>> {
         let mut pause = Duration::from_micros(10);
         loop {
             match file.try_lock() {
@@ -392,16 +411,18 @@ impl FileLock {
                 }
             }
         }
-        // A stall longer than GRACE between create and lock lets a prober remove our
-        // empty file as stale; then the lock is not ours.
-        if !self.names(&file)? {
-            return Ok(None);
-        }
+        // A file that appeared with our pid is never judged stale while we run (our
+        // pid is alive and the file younger than this process), so nobody removed it.
         if written {
             return Ok(Some(file));
         }
+        // An empty one is, after a stall longer than GRACE between create and lock: then
+        // a prober may have removed it, and the lock is not ours.
+        if !self.names(&file)? {
+            return Ok(None);
+        }
         let content = lock_file_content();
-        if let Err(e) = (&file).write_all(content.as_bytes()) {
+        if let Err(e) = (&*file).write_all(content.as_bytes()) {
             let _ = self.unlink_if_ours(&file);
             return Err(Error::io("write lock file", &self.path, e));
         }
@@ -432,7 +453,9 @@ impl FileLock {
 #[derive(Debug)]
 pub struct FileLockGuard {
     path: PathBuf,
-    file: Option<File>,
+    shared: Arc<Shared>,
+    /// Shared with the `FileLock`'s stock on Unix (see `create`): released by unlocking.
+    file: Option<Arc<File>>,
     /// Released once the lock file is gone from its path (Unix: after the unlink;
     /// Windows: after the close, which deletes it), so that no other process of ours
     /// creates a lock file while ours still exists.
@@ -451,18 +474,29 @@ impl FileLockGuard {
             return Ok(());
         };
         let unlinked = unlink_if_ours(&self.path, &file);
-        // On Unix the lock file is unlinked by now, so the guard can go before the file
-        // is closed: a waiter of ours blocked on the file's OS lock (`watch`) wakes at the
-        // close and finds the guard already free. On Windows the close is what removes
-        // the file, so the guard goes after it.
+        // On Unix the lock file is unlinked by now, so the guard can go before the file's
+        // OS lock: a waiter of ours blocked on that lock (`watch`) wakes when it goes and
+        // finds the guard already free. The file is the stock's, which stays open, so the
+        // lock is dropped by unlocking; were that to fail, closing our handle would not
+        // drop it, so say so (it goes with the `FileLock`). On Windows the close is what
+        // removes the file (the handle is ours alone there), so the guard goes after it.
         #[cfg(unix)]
-        drop(self.guard.take());
-        // Closing drops the OS lock; only then may the next thread of this process go.
+        {
+            drop(self.guard.take());
+            if let Err(e) = file.unlock() {
+                tracing::warn!(error = %e, path = %self.path.display(), "unlocking the cache lock file failed");
+            }
+        }
+        // Only now may the next thread of this process go.
         drop(file);
         drop(self.guard.take());
         if let Some(local) = self.local.take() {
             local.on_released();
         }
+        // Housekeeping, once per lock, where it delays no waiter: after the release.
+        self.shared
+            .swept
+            .get_or_init(|| create::sweep_orphans(&self.path));
         unlinked.map_err(|e| Error::io("remove lock file", &self.path, e))
     }
 }
@@ -559,62 +593,6 @@ fn is_taken(e: &io::Error) -> bool {
         || (cfg!(windows) && e.kind() == io::ErrorKind::PermissionDenied)
 }
 
-/// Creates the lock file exclusively, with its content when the file system allows
-/// (see the module documentation); `true` when the content is written.
-#[cfg(unix)]
-fn create_with_content(path: &Path, swept: &OnceLock<()>) -> io::Result<(File, bool)> {
-    let dir = directory_of(path);
-    // A temporary file of a process killed before it unlinked it is removed by the first
-    // acquire of this lock in a later process (its writer no longer runs).
-    // Named `.lockfile.<pid>-<random>.tmp`, not after the lock file: a cache name of the
-    // longest valid length would make a name over the file system's 255 bytes.
-    let stem = dir.join("lockfile");
-    swept.get_or_init(|| temp::remove_orphans(&stem, dir));
-    let temp = temp::path_for(&stem, dir);
-    // A missing or read-only directory fails here as it would for the lock file.
-    let mut file = create_new(&temp)?;
-    let linked = file
-        .write_all(lock_file_content().as_bytes())
-        .and_then(|()| std::fs::hard_link(&temp, path));
-    let _ = std::fs::remove_file(&temp);
-    match linked {
-        Ok(()) => Ok((file, true)),
-        // No hard links on this file system: create, then write after the OS lock.
-        Err(e)
-            if e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::EPERM) =>
-        {
-            create_new(path).map(|file| (file, false))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Creates the lock file exclusively; its content follows once the OS lock is held.
-#[cfg(not(unix))]
-fn create_with_content(path: &Path, _swept: &OnceLock<()>) -> io::Result<(File, bool)> {
-    create_new(path).map(|file| (file, false))
-}
-
-/// Creates the lock file exclusively, owner-only.
-fn create_new(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::OpenOptionsExt;
-        const GENERIC_READ: u32 = 0x8000_0000;
-        const GENERIC_WRITE: u32 = 0x4000_0000;
-        const DELETE: u32 = 0x0001_0000;
-        const FILE_FLAG_DELETE_ON_CLOSE: u32 = 0x0400_0000;
-        options
-            .access_mode(GENERIC_READ | GENERIC_WRITE | DELETE)
-            .custom_flags(FILE_FLAG_DELETE_ON_CLOSE);
-    }
-    options.open(path)
-}
-
 #[cfg(not(windows))]
 fn unlink_if_ours(path: &Path, file: &File) -> io::Result<()> {
     if !same_file(file, path)? {
@@ -630,16 +608,4 @@ fn unlink_if_ours(path: &Path, file: &File) -> io::Result<()> {
 fn unlink_if_ours(_path: &Path, _file: &File) -> io::Result<()> {
     // FILE_FLAG_DELETE_ON_CLOSE deletes exactly the file we hold when it is closed.
     Ok(())
-}
-
-/// `"<pid> <executable>"`, the format of Python `msal-extensions`, so its users can tell
-/// who holds the lock.
-fn lock_file_content() -> String {
-    static EXE: OnceLock<String> = OnceLock::new();
-    let exe = EXE.get_or_init(|| {
-        std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "rust".to_owned())
-    });
-    format!("{} {exe}", std::process::id())
 }

@@ -174,20 +174,26 @@ fn serve(watch: &Watch) {
             continue;
         };
         drop(state);
-        // Blocks while anyone holds the file's exclusive OS lock. Closing the file then
-        // drops the shared lock at once: the helper never keeps a lock.
+        // Blocks while anyone holds the file's exclusive OS lock.
         let granted = file.lock_shared();
-        drop(file);
-        state = lock(&watch.state);
+        let mut served = lock(&watch.state);
         if let Err(e) = granted
             && e.kind() != io::ErrorKind::Interrupted
         {
             tracing::debug!(error = %e, "cannot wait for the cache lock's release; polling");
-            state.unsupported = true;
+            served.unsupported = true;
         }
-        state.pending = None;
-        state.served += 1;
+        served.pending = None;
+        served.served += 1;
+        // Unlocked before the notification, so that the woken waiter does not block on
+        // the mutex we still hold.
+        drop(served);
         watch.changed.notify_all();
+        // The waiter first, the close after: the close is off the hand-off's path, and
+        // the shared lock it drops is on a file the path no longer names (see above) or
+        // one a probe may find locked for as long as a prober's lock. Never kept longer.
+        drop(file);
+        state = lock(&watch.state);
     }
 }
 
