@@ -39,6 +39,15 @@ fn main() {
          baseline blocking flock median {:?}, p99 {:?}",
         ours.0, ours.1, flock.0, flock.1
     );
+    // Machine-readable, for ci/bench_report.py.
+    for (name, value) in [
+        ("handoff.ours.median_ns", ours.0),
+        ("handoff.ours.p99_ns", ours.1),
+        ("handoff.flock.median_ns", flock.0),
+        ("handoff.flock.p99_ns", flock.1),
+    ] {
+        println!("METRIC {name} {}", value.as_nanos());
+    }
 }
 
 fn now() -> Duration {
