@@ -9,11 +9,13 @@
 //! 2. creates the lock file exclusively, mode 0600 — this is what excludes and is excluded
 //!    by MSAL Node (`open(path, "wx+")`) and both Python `msal-extensions` variants
 //!    (`open(path, "x")`). On Unix the file appears with its content: the content of step 4
-//!    is written to a private temporary file beside it, which is then hard-linked to the
-//!    lock path (`link` fails when the path exists, as `O_EXCL` does) and unlinked; so a
-//!    holder of ours killed at any point never leaves an empty lock file, which a waiter
-//!    could only treat as stale after [`GRACE`]. Elsewhere, or where the file system has
-//!    no hard links, it is `O_CREAT | O_EXCL` and step 4 follows;
+//!    is written once per [`FileLock`] to a private file beside it, its stock, which each
+//!    acquire hard-links to the lock path (`link` fails when the path exists, as `O_EXCL`
+//!    does; see `create`); so a holder of ours killed at any point never leaves an empty
+//!    lock file, which a waiter could only treat as stale after [`GRACE`], and an acquire
+//!    and release change the directory twice, as the other SDKs' create and unlink do.
+//!    Elsewhere, or where the file system has no hard links, it is `O_CREAT | O_EXCL` and
+//!    step 4 follows;
 //! 3. takes an exclusive OS lock on it ([`File::try_lock`]: `flock` on Unix, `LockFileEx`
 //!    on Windows) — this is what excludes and is excluded by Python's portalocker variant,
 //!    which after 5 s of failed creates opens the existing file and waits for its OS lock,
@@ -23,7 +25,8 @@
 //! 4. writes `"<pid> <executable>"`, the format of Python `msal-extensions`.
 //!
 //! Before step 2 it also takes the OS lock of `<lock path>.guard`, a file that nobody
-//! deletes, and holds it as long as the lock (`guard`). The other SDKs know nothing of it:
+//! deletes, and holds it as long as the lock (`guard`; the file stays open between
+//! acquires, so taking it is one `flock`). The other SDKs know nothing of it:
 //! who holds the lock is still decided by the lock file. It is there because the lock
 //! file can be deleted under its holder: Python's portalocker variant, after waiting 5 s,
 //! takes the OS lock of whatever file it opened (one unlinked since, possibly) and on
@@ -33,13 +36,30 @@
 //! still overlap with us there: that is its own fall-through, which we cannot stop.
 //!
 //! To release, it unlinks the path if the path still names the file it holds (never
-//! someone else's lock file), then closes the file, which drops the OS lock.
+//! someone else's lock file), releases the guard, then drops the file's OS lock (Unix:
+//! unlocks the stock, which stays open for the next acquire; Windows: closes the file,
+//! which deletes it, and only then releases the guard).
 //!
-//! While the file exists, a waiter polls every 50 µs to 2 ms (`wake`) rather than the
-//! 50–250 ms of the other SDKs; the first waiter in line every 250 µs at most, so a
-//! release is noticed within a fraction of a millisecond. Each poll also probes the
-//! existing file (`stale`): a file whose holder is dead is removed and the lock taken,
-//! without ever letting two live holders in.
+//! # Waking at the release
+//!
+//! The waiter whose turn it is (see below) sleeps until the release when the holder holds
+//! the lock file's OS lock, as our holders, Python's portalocker variant and .NET do: it
+//! asks the OS for a shared lock of that file, which the kernel grants when the holder
+//! releases or dies, and then looks again at once (`watch`). The OS has no timeout for
+//! that request, so a helper thread makes it and the waiter waits for its word with a
+//! timeout: its deadline, and at most 10 ms (`watch::LOOK`) before it looks at the lock
+//! path anyway. The helper keeps no lock and is at most one thread per lock path and
+//! process. The request is on the lock file, not the guard, because our holder unlinks
+//! the lock file before dropping its lock: the shared lock the request is granted is on a
+//! file nobody uses any more, so it delays no one, where one on the guard would make our
+//! next holder queue behind it. (Unix only: on Windows a waiter's handle would keep the
+//! released file pending deletion, so waiters there poll.)
+//!
+//! Every other waiter polls, every 50 µs to 2 ms (`wake`) rather than the 50–250 ms of
+//! the other SDKs: the waiters behind the first in line, and the first while the holder
+//! takes no OS lock (MSAL Node, Python's `filelock` variant), whose release no OS lock
+//! tells. Each look also probes the existing file (`stale`): a file whose holder is dead
+//! is removed and the lock taken, without ever letting two live holders in.
 //!
 //! # Fair hand-off
 //!
@@ -47,7 +67,10 @@
 //! overtaken again and again by processes that release and at once acquire again.
 //!
 //! The files, all beside the cache:
-//! - `<lock path>`: the lock file above; the holder creates, writes and removes it.
+//! - `<lock path>`: the lock file above; the holder creates (links), writes and removes it.
+//! - `.lockfile.<pid>-<random>.tmp` (Unix): the stock of each [`FileLock`] in use
+//!   (0600), holding `"<pid> <executable>"`; removed when the `FileLock` is dropped, or,
+//!   when its process died first, by the next release of a later process (`create`).
 //! - `<lock path>.guard`: empty (0600); created by the first of our processes to need it
 //!   and never removed; its OS lock is held with the lock.
 //! - `<lock path>.queue/`: a directory (0700) that exists while somebody waits in line.
@@ -65,8 +88,8 @@
 //! while its run of holds is younger than a slice of 5 ms (`local::Run`); that batches
 //! short holds, whose hand-off to another process would cost more than the hold. After
 //! the slice it queues behind the processes already waiting. A waiter thus waits at most
-//! about one slice (or one hold, if longer) per process ahead of it, plus a poll interval
-//! per hand-off.
+//! about one slice (or one hold, if longer) per process ahead of it, plus a hand-off
+//! (a wake-up, or a poll interval where the holder takes no OS lock) per process.
 //!
 //! Why it is safe whoever is killed, whenever: the line only orders our waiters; who
 //! holds the lock is still decided by the exclusive create and the OS lock of the lock
@@ -80,7 +103,11 @@
 //!   waiter that sees the lock free for 50 ms competes for it anyway (`Stall`);
 //! - a directory or ticket that cannot be created, read or locked (read-only directory,
 //!   no OS locks) makes the waiter compete for the lock file as if there were no line;
-//! - killed holders are recovered by the stale-file probe, as before.
+//! - killed holders are recovered by the stale-file probe, as before; the OS drops their
+//!   OS locks, which wakes a waiter sleeping on them at once.
+//! - a waiter killed or stopped while its helper waits for the holder's OS lock leaves at
+//!   most that request, which the OS drops with the process or grants at the release; the
+//!   helper of a live process closes what it was granted at once.
 //!
 //! Processes of the other SDKs know nothing of the line: they compete with its first
 //! waiter, as before, and their files are never touched by it.
@@ -200,7 +227,9 @@ impl FileLock {
     /// - Held by another thread of this process, through this or another `FileLock` of
     ///   the same path: waits its turn; threads are served in arrival order.
     /// - Held by another process (this crate or any MSAL SDK): waits, and takes the lock
-    ///   within about a millisecond after the holder releases it. Waiters of this crate
+    ///   when the holder releases it: woken by the release when the holder holds the lock
+    ///   file's OS lock (this crate, Python's portalocker variant, .NET; Unix), within a
+    ///   poll interval of at most 2 ms otherwise. Waiters of this crate
     ///   take turns first come first served; a process taking the lock again right after
     ///   releasing it goes behind them once it has held it for a slice of 5 ms (see
     ///   [Fair hand-off](self#fair-hand-off)).
