@@ -326,15 +326,22 @@ fn a_waiter_killed_in_line_holds_nobody_up() {
         );
         let _ = std::io::stderr().write_all(format!("reap={reap}: {waited:?}\n").as_bytes());
         second.expect_line("released");
-        // The dead waiter's ticket went with the line; nothing is left beside the lock but
-        // its guard file, which is never removed.
+        // The dead waiter's ticket is gone; nothing is left beside the lock but its guard
+        // file and its (empty) line, which are never removed.
         FileLock::new(&path).acquire(LONG).expect("acquire again");
         let left: Vec<_> = fs::read_dir(dir.path())
             .expect("ls")
             .map(|e| e.expect("entry").file_name())
-            .filter(|name| name.as_encoded_bytes() != b"q.lockfile.guard")
+            .filter(|name| {
+                name.as_encoded_bytes() != b"q.lockfile.guard"
+                    && name.as_encoded_bytes() != b"q.lockfile.queue"
+            })
             .collect();
         assert!(left.is_empty(), "reap={reap}: left behind {left:?}");
+        let tickets = fs::read_dir(dir.path().join("q.lockfile.queue"))
+            .expect("the line")
+            .count();
+        assert_eq!(tickets, 0, "reap={reap}: tickets left in line");
         first.kill();
     }
 }

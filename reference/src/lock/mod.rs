@@ -73,8 +73,9 @@
 //!   when its process died first, by the next release of a later process (`create`).
 //! - `<lock path>.guard`: empty (0600); created by the first of our processes to need it
 //!   and never removed; its OS lock is held with the lock.
-//! - `<lock path>.queue/`: a directory (0700) that exists while somebody waits in line.
-//!   The first waiter to join creates it; whoever leaves it empty removes it.
+//! - `<lock path>.queue/`: a directory (0700), created by the first waiter to join the
+//!   line and, like the guard, never removed (removing it put a slow `rmdir` on the
+//!   hand-off's path, see `queue`).
 //! - `<lock path>.queue/<ns>-<pid>`: one empty ticket (0600) per waiting process,
 //!   named by its arrival time; its waiter creates it, holds its OS lock while waiting,
 //!   and removes it once it holds the lock file or gives up (`queue`).
@@ -97,8 +98,7 @@
 //! can block anyone for long:
 //! - a waiter killed in line leaves a ticket whose OS lock the OS has dropped; the next
 //!   waiter behind it sees that and removes the ticket (killed between creating its
-//!   ticket and locking it, likewise); a directory a killed waiter left empty is removed
-//!   by the next acquirer that looks at the line;
+//!   ticket and locking it, likewise);
 //! - a waiter that is first but does not run (stopped, starved of CPU) is passed: a
 //!   waiter that sees the lock free for 50 ms competes for it anyway (`Stall`);
 //! - a directory or ticket that cannot be created, read or locked (read-only directory,
