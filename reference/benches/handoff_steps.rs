@@ -10,7 +10,7 @@
 //! 4. helper: wake the waiting thread through a condition variable;
 //! 5. waiter: take the guard (`flock` + `fstat`);
 //! 6. waiter: check its stock (`fstat`), link it to the lock path, lock it (`flock`);
-//! 7. waiter: leave the line (unlink its ticket, remove the line's directory).
+//! 7. waiter: leave the line (unlink its ticket and close it).
 
 use std::{
     fs::{self, File},
@@ -22,7 +22,7 @@ use std::{
 
 const REPS: usize = 2000;
 
-/// The median of `REPS` runs of `step` (given the repetition's index), after `setup`.
+/// The median of `REPS` runs of `step`.
 fn median(mut step: impl FnMut() -> Duration) -> Duration {
     let mut times: Vec<Duration> = (0..REPS).map(|_| step()).collect();
     times.sort();
@@ -79,9 +79,10 @@ pub fn steps(dir: &Path) -> Vec<(&'static str, Duration)> {
         stock.unlock().expect("unlock");
         t
     });
+    // The line's directory stays (see `lock/queue.rs`); only the ticket goes.
+    fs::create_dir_all(&line).expect("mkdir");
+    let ticket = line.join("00000000000000000001-1");
     let leave_line = median(|| {
-        fs::create_dir(&line).expect("mkdir");
-        let ticket = line.join("00000000000000000001-1");
         let file = File::options()
             .read(true)
             .write(true)
@@ -91,7 +92,6 @@ pub fn steps(dir: &Path) -> Vec<(&'static str, Duration)> {
         file.lock().expect("flock");
         timed(|| {
             fs::remove_file(&ticket).expect("unlink");
-            fs::remove_dir(&line).expect("rmdir");
             drop(file);
         })
     });
