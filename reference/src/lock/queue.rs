@@ -44,7 +44,6 @@ pub(super) struct Queue {
 pub(super) struct Ticket {
     name: OsString,
     path: PathBuf,
-    dir: PathBuf,
     /// Open, and OS-locked, for as long as the ticket exists: that lock is what tells
     /// the others that this waiter is alive.
     _file: File,
@@ -104,7 +103,6 @@ impl Queue {
                     return Ok(Some(Ticket {
                         name,
                         path,
-                        dir: self.dir.clone(),
                         _file: file,
                     }));
                 }
