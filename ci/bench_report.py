@@ -80,6 +80,11 @@ def fmt(ns: float) -> str:
     return f"{ns:.3g} ns"
 
 
+def fmt_ratio(ratio: float) -> str:
+    """Two decimals, or two significant digits for ratios far below 1."""
+    return f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -142,7 +147,7 @@ def readme_table(rows, found) -> list:
         if ours is None or theirs is None:
             return
         ratio = ours / theirs if theirs else float("inf")
-        lines.append(f"| {what} | {show(ours)} | {show(theirs)} | {ratio:.2f}{'' if lower_is_better else ' (higher is better)'} |")
+        lines.append(f"| {what} | {show(ours)} | {show(theirs)} | {fmt_ratio(ratio)}{'' if lower_is_better else ' (higher is better)'} |")
 
     for size in ("2KiB", "1MiB"):
         row(f"save {size} (ours atomic and fsynced; theirs neither)", mean_of(rows, "save", "FilePersistence", size), found.get(f"peer.save.{size}"))
@@ -209,7 +214,7 @@ def main() -> int:
         peer_name, _ = PEERS.get((g, f, p), (None, None))
         peer_ns = found.get(f"peer.{peer_name}") if peer_name else None
         peer = fmt(peer_ns) if peer_ns else "—"
-        peer_ratio = f"{ns / peer_ns:.2f}" if peer_ns else "—"
+        peer_ratio = fmt_ratio(ns / peer_ns) if peer_ns else "—"
         for base_name, base_ns in baselines.get((g, p), []) or [("—", None)]:
             ratio = f"{ns / base_ns:.2f}x" if base_ns else "—"
             base = fmt(base_ns) if base_ns else "—"
