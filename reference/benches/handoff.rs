@@ -2,7 +2,7 @@
 //! moment a process already waiting holds the lock. Ours (`FileLock`) next to the baseline
 //! of a blocking `flock` on an open file, whose waiter the kernel wakes directly, measured
 //! in the same run. Targets: median at most 3 times the baseline's, 99th percentile at most
-//! 5 times. Then each step of one hand-off timed alone (`handoff_steps.rs`), to show where
+//! 5 times. Then each step of one hand-off timed alone (`support/handoff_steps.rs`), to show where
 //! the time goes.
 //!
 //! The bench binary is its own holder process: with `HANDOFF_WORKER` set it takes the lock
@@ -21,7 +21,7 @@ use std::{
 use identity_cache_persistence::lock::FileLock;
 
 #[cfg(unix)]
-#[path = "handoff_steps.rs"]
+#[path = "support/handoff_steps.rs"]
 mod steps;
 
 const ROUNDS: usize = 200;
@@ -77,7 +77,7 @@ fn print_steps(dir: &Path, flock: Duration, ours: Duration) {
     );
 }
 
-/// The steps are Unix system calls (see `handoff_steps.rs`).
+/// The steps are Unix system calls (see `support/handoff_steps.rs`).
 #[cfg(not(unix))]
 fn print_steps(_dir: &Path, _flock: Duration, _ours: Duration) {}
 
