@@ -112,13 +112,13 @@ def targets(rows, found) -> list:
     excl = mean_of(rows, "lock_uncontended", "baseline_excl_create_unlink")
     checks = []
     if lock and excl:
-        checks.append((f"uncontended acquire + release {lock / excl:.2f}x of O_EXCL create + unlink", lock / excl <= 1.3, "<= 1.3x"))
+        checks.append((f"uncontended acquire + release {fmt_ratio(lock / excl)}x of O_EXCL create + unlink", lock / excl <= 1.3, "<= 1.3x"))
     hm, hp = found.get("handoff.ours.median_ns"), found.get("handoff.ours.p99_ns")
     fm, fp = found.get("handoff.flock.median_ns"), found.get("handoff.flock.p99_ns")
     if hm and fm:
-        checks.append((f"hand-off median {hm / fm:.1f}x of blocking flock ({fmt(hm)} / {fmt(fm)})", hm / fm <= 3, "<= 3x"))
+        checks.append((f"hand-off median {fmt_ratio(hm / fm)}x of blocking flock ({fmt(hm)} / {fmt(fm)})", hm / fm <= 3, "<= 3x"))
     if hp and fp:
-        checks.append((f"hand-off p99 {hp / fp:.1f}x of blocking flock ({fmt(hp)} / {fmt(fp)})", hp / fp <= 5, "<= 5x"))
+        checks.append((f"hand-off p99 {fmt_ratio(hp / fp)}x of blocking flock ({fmt(hp)} / {fmt(fp)})", hp / fp <= 5, "<= 5x"))
     ratio = found.get("rmw.ratio")
     if ratio is not None:
         checks.append((f"4 processes reach {ratio:.2f} of one process (read-modify-write, median round)", ratio >= 0.9, ">= 0.90"))
