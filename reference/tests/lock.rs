@@ -616,6 +616,31 @@ fn a_waiter_that_times_out_in_the_os_lock_keeps_no_lock() {
     }
 }
 
+/// A process killed while it had a lock value leaves its stock (the private file its
+/// lock files are links of); the next release of a later process removes it, and leaves
+/// the stocks of live processes alone.
+#[test]
+fn the_stock_of_a_dead_process_is_swept_by_the_next_release() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("o.lockfile");
+    let dead = dir
+        .path()
+        .join(format!(".lockfile.{}-00000000000000aa.tmp", dead_pid()));
+    fs::write(&dead, "4194300 /a/killed/program").expect("write");
+    let mut holder = Worker::hold(&path, Some(Duration::from_millis(1)));
+    holder.expect_line("released");
+    let theirs: Vec<_> = fs::read_dir(dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(".lockfile.") && name.ends_with(".tmp"))
+        .collect();
+    assert!(!dead.exists(), "the dead process's stock is still there");
+    // The worker may still run (it reports before it exits): its own stock is not touched
+    // while it lives, and goes when its lock value is dropped.
+    assert!(theirs.len() <= 1, "{theirs:?}");
+    holder.kill();
+}
+
 #[test]
 fn four_processes_lose_no_increment_and_none_starves() {
     let dir = tempfile::tempdir().expect("tempdir");

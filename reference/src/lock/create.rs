@@ -225,3 +225,65 @@ pub(super) fn lock_file_content() -> String {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    /// Python's portalocker variant, falling through after 5 s, opens the lock file with
+    /// truncation and writes its own pid: into our stock, which is the lock file's inode.
+    /// The next acquire must not link that content again.
+    #[test]
+    fn a_stock_someone_else_wrote_to_is_replaced() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.lockfile");
+        let slot = StockSlot::default();
+        let (file, written) = create_with_content(&path, &slot)?;
+        assert!(written);
+        assert_eq!(fs::read_to_string(&path)?, lock_file_content());
+        fs::write(&path, "4194300 python")?;
+        fs::remove_file(&path)?;
+        drop(file);
+        let (_file, written) = create_with_content(&path, &slot)?;
+        assert!(written);
+        assert_eq!(fs::read_to_string(&path)?, lock_file_content());
+        Ok(())
+    }
+
+    /// A stock still linked at the lock path (a release that could not unlink it) is not
+    /// linked again; a fresh one is, once the path is free.
+    #[test]
+    fn a_stock_still_at_the_lock_path_is_not_reused() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.lockfile");
+        let slot = StockSlot::default();
+        let (first, _) = create_with_content(&path, &slot)?;
+        let taken = create_with_content(&path, &slot).map(|_| ());
+        assert_eq!(
+            taken.map_err(|e| e.kind()),
+            Err(io::ErrorKind::AlreadyExists)
+        );
+        fs::remove_file(&path)?;
+        let (second, _) = create_with_content(&path, &slot)?;
+        use std::os::unix::fs::MetadataExt;
+        assert_ne!(first.metadata()?.ino(), second.metadata()?.ino());
+        Ok(())
+    }
+
+    /// The stock goes with its last `FileLock`; only the lock's guard and line stay.
+    #[test]
+    fn the_stock_is_removed_with_its_slot() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("s.lockfile");
+        let slot = StockSlot::default();
+        let (file, _) = create_with_content(&path, &slot)?;
+        fs::remove_file(&path)?;
+        drop(file);
+        assert_eq!(fs::read_dir(dir.path())?.count(), 1, "the stock exists");
+        drop(slot);
+        assert_eq!(fs::read_dir(dir.path())?.count(), 0, "the stock is left");
+        Ok(())
+    }
+}
