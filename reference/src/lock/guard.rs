@@ -27,14 +27,17 @@ use crate::{
 /// slot of that path (`super::local`), and releases the guard before that slot.
 #[derive(Debug, Default)]
 pub(super) struct GuardFile {
-    /// `None` until first used; replaced when the path names another file.
-    file: Mutex<Option<Arc<File>>>,
+    /// `None` until first used; replaced when the path names another file, and in a
+    /// forked child, with the pid that opened it.
+    file: Mutex<Option<(u32, Arc<File>)>>,
 }
 
 /// A held guard; dropping it (or the death of the process) releases it.
 #[derive(Debug)]
 pub(super) struct Guard {
     file: Arc<File>,
+    /// The process that took it: a forked child does not release its parent's guard.
+    pid: u32,
 }
 
 impl GuardFile {
@@ -60,11 +63,11 @@ impl GuardFile {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => return Ok(None),
                 Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => {
-                    return Ok(Some(Guard { file }));
+                    return Ok(Some(Guard::new(file)));
                 }
                 Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
             }
-            let guard = Guard { file };
+            let guard = Guard::new(file);
             if still_named(&guard.file, &path)
                 .map_err(|e| Error::io("inspect lock guard", &path, e))?
             {
@@ -86,21 +89,40 @@ impl GuardFile {
     /// Opens the file at `path` and keeps it in place of the one held so far.
     fn reopen(&self, path: &Path) -> Result<Arc<File>> {
         let file = Arc::new(open(path).map_err(|e| Error::io("open lock guard", path, e))?);
-        *self.file.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&file));
+        *self.file.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((std::process::id(), Arc::clone(&file)));
         Ok(file)
     }
 
+    /// The file this process opened. A forked child must not use its parent's: `flock`
+    /// locks belong to the open file, which the two share, so the child would take the
+    /// guard its parent holds, and its release would release the parent's.
     fn current(&self) -> Option<Arc<File>> {
         // A plain assignment under the lock: the value is consistent even after a panic.
-        self.file
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        let current = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        match current.as_ref() {
+            Some((pid, file)) if *pid == std::process::id() => Some(Arc::clone(file)),
+            _ => None,
+        }
+    }
+}
+
+impl Guard {
+    fn new(file: Arc<File>) -> Guard {
+        Guard {
+            file,
+            pid: std::process::id(),
+        }
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // A forked child dropping a guard it inherited must not unlock it: the open file
+        // and its lock are its parent's too, and the parent still holds the lock.
+        if self.pid != std::process::id() {
+            return;
+        }
         // The file stays open for the next acquire; only its lock goes. Unlocking a lock
         // this open file holds does not fail in practice; if it did, the lock would stay
         // until the `FileLock` is dropped, so say so.

@@ -298,6 +298,7 @@ impl FileLock {
                                 file: Some(file),
                                 guard: Some(guard),
                                 local: Some(local),
+                                pid: std::process::id(),
                             });
                         }
                         seen = Seen::LostCreated;
@@ -490,6 +491,8 @@ pub struct FileLockGuard {
     /// creates a lock file while ours still exists.
     guard: Option<Guard>,
     local: Option<LocalGuard>,
+    /// The process that acquired it.
+    pid: u32,
 }
 
 impl FileLockGuard {
@@ -502,6 +505,11 @@ impl FileLockGuard {
         let Some(file) = self.file.take() else {
             return Ok(());
         };
+        // A forked child dropping a lock its parent holds: the lock file, its OS lock and
+        // the guard are the parent's (the open files are shared), so leave them be.
+        if self.pid != std::process::id() {
+            return Ok(());
+        }
         let unlinked = unlink_if_ours(&self.path, &file);
         // On Unix the lock file is unlinked by now, so the guard can go before the file's
         // OS lock: a waiter of ours blocked on that lock (`watch`) wakes when it goes and
