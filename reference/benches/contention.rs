@@ -1,7 +1,7 @@
 //! Read-modify-write increments under the lock: four processes sharing one cache against
 //! one process doing the same number of increments back to back, in the same run.
 //!
-//! Prints the throughput ratio (target: at least 0.80), the waits for the lock (target:
+//! Prints the throughput ratio (target: at least 0.90), the waits for the lock (target:
 //! none over 50 ms; the median and 99th percentile are printed too) and the lost updates
 //! (must be 0). Each round also says where its longest wait went: how many holds of
 //! other processes it sat through and how long the longest of them was, which tells an
@@ -36,6 +36,7 @@ fn main() {
         return; // `cargo test --benches` lists benches; there is nothing to list.
     }
     let mut ratios = Vec::new();
+    let mut rates = Vec::new();
     let mut all_waits = Vec::new();
     let mut lost = 0;
     for round in 1..=ROUNDS {
@@ -44,6 +45,7 @@ fn main() {
         lost += four.lost + single.lost;
         let ratio = single.elapsed.as_secs_f64() / four.elapsed.as_secs_f64();
         ratios.push(ratio);
+        rates.push(f64::from(TOTAL) / four.elapsed.as_secs_f64());
         let waits = four.waits();
         let longest = four.longest_wait();
         println!(
@@ -77,9 +79,19 @@ fn main() {
         all_waits.extend(waits);
     }
     ratios.sort_by(f64::total_cmp);
+    rates.sort_by(f64::total_cmp);
+    // Machine-readable, for ci/bench_report.py: the median round, and the worst of all.
+    let median = ratios[ratios.len() / 2];
+    println!("METRIC rmw.ratio {median:.3}");
+    println!("METRIC rmw.four_per_s {:.1}", rates[rates.len() / 2]);
+    println!(
+        "METRIC rmw.longest_wait_ns {}",
+        percentile(&all_waits, 100).as_nanos()
+    );
+    println!("METRIC rmw.lost {lost}");
     println!(
         "RESULT cache plugin read-modify-write, 4 processes vs 1 process back to back: median \
-         throughput ratio {:.2} (target >= 0.80), wait for the lock median {:?} p99 {:?} \
+         throughput ratio {:.2} (target >= 0.90), wait for the lock median {:?} p99 {:?} \
          longest {:?} (target < 50 ms), lost updates {lost}",
         ratios[ratios.len() / 2],
         percentile(&all_waits, 50),

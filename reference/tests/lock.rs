@@ -326,15 +326,22 @@ fn a_waiter_killed_in_line_holds_nobody_up() {
         );
         let _ = std::io::stderr().write_all(format!("reap={reap}: {waited:?}\n").as_bytes());
         second.expect_line("released");
-        // The dead waiter's ticket went with the line; nothing is left beside the lock but
-        // its guard file, which is never removed.
+        // The dead waiter's ticket is gone; nothing is left beside the lock but its guard
+        // file and its (empty) line, which are never removed.
         FileLock::new(&path).acquire(LONG).expect("acquire again");
         let left: Vec<_> = fs::read_dir(dir.path())
             .expect("ls")
             .map(|e| e.expect("entry").file_name())
-            .filter(|name| name.as_encoded_bytes() != b"q.lockfile.guard")
+            .filter(|name| {
+                name.as_encoded_bytes() != b"q.lockfile.guard"
+                    && name.as_encoded_bytes() != b"q.lockfile.queue"
+            })
             .collect();
         assert!(left.is_empty(), "reap={reap}: left behind {left:?}");
+        let tickets = fs::read_dir(dir.path().join("q.lockfile.queue"))
+            .expect("the line")
+            .count();
+        assert_eq!(tickets, 0, "reap={reap}: tickets left in line");
         first.kill();
     }
 }
@@ -501,6 +508,136 @@ fn a_waiter_gets_the_lock_within_milliseconds_of_its_release() {
     let latency = got.duration_since(released).expect("after the release");
     assert!(latency < Duration::from_millis(20), "{latency:?}");
     drop(guard);
+    holder.kill();
+}
+
+/// The blocked OS-lock requests of process `pid` on the file with inode `ino`, as the
+/// kernel lists them in `/proc/locks` (`N: -> FLOCK  ADVISORY  READ  <pid> <maj>:<min>:<ino> ...`).
+#[cfg(target_os = "linux")]
+fn blocked_requests(pid: u32, ino: u64) -> usize {
+    fs::read_to_string("/proc/locks")
+        .expect("read /proc/locks")
+        .lines()
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"->")
+                && fields.get(2) == Some(&"FLOCK")
+                && fields.get(5) == Some(&pid.to_string().as_str())
+                && fields
+                    .get(6)
+                    .is_some_and(|id| id.rsplit(':').next() == Some(&ino.to_string()))
+        })
+        .count()
+}
+
+/// Waiters wake at the release, not on a timer: while a holder of ours holds the lock, the
+/// waiter whose turn it is sleeps in a request for the lock file's OS lock, which the
+/// kernel grants at the release (a polling waiter never has such a request). Checked by
+/// what the kernel shows, not by timing.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_first_waiter_sleeps_in_the_os_lock_of_the_holders_file() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("b.lockfile");
+    let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
+    let ino = fs::metadata(&path).expect("the lock file").ino();
+    let mut waiter = Worker::waiter(&path, Duration::from_millis(10));
+    let until = Instant::now() + LONG;
+    while blocked_requests(waiter.pid(), ino) == 0 {
+        assert!(
+            Instant::now() < until,
+            "the waiter never waited in the OS lock of the lock file"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(guard);
+    waiter.expect_line("acquired");
+    waiter.expect_line("released");
+}
+
+/// A waiter whose deadline passes while it sleeps in the holder's OS lock returns in time,
+/// and what it leaves waiting (a helper thread, see `lock/watch.rs`) keeps no lock once
+/// the holder is gone: the next holder, in another process, gets the lock, and this
+/// process gets it back after that.
+#[test]
+fn a_waiter_that_times_out_in_the_os_lock_keeps_no_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("k.lockfile");
+    let mut holder = Worker::hold(&path, None);
+    let lock = FileLock::new(&path);
+    let started = Instant::now();
+    let err = lock
+        .acquire(Duration::from_millis(100))
+        .expect_err("held by the worker");
+    assert_eq!(err.kind(), ErrorKind::LockTimeout);
+    assert!(started.elapsed() < LONG, "{:?}", started.elapsed());
+    // The holder dies; our helper, woken, must drop what it was granted.
+    holder.kill();
+    let mut next = Worker::hold(&path, Some(Duration::from_millis(10)));
+    next.expect_line("released");
+    Box::new(lock.acquire(LONG).expect("free again"))
+        .release()
+        .expect("release");
+    #[cfg(target_os = "linux")]
+    {
+        // Nothing of this process is left on the lock's files, held or waiting.
+        let me = std::process::id().to_string();
+        let locks = fs::read_to_string("/proc/locks").expect("read /proc/locks");
+        let ours: Vec<&str> = locks
+            .lines()
+            .filter(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let pid = if fields.get(1) == Some(&"->") {
+                    fields.get(5)
+                } else {
+                    fields.get(4)
+                };
+                pid == Some(&me.as_str())
+            })
+            .collect();
+        // The guard file stays open in `lock` but unlocked; other tests of this binary
+        // may hold locks of their own files, so only a lock on a file of this test counts.
+        let mine: Vec<u64> = fs::read_dir(dir.path())
+            .expect("ls")
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .collect();
+        let left: Vec<&&str> = ours
+            .iter()
+            .filter(|line| {
+                mine.iter().any(|ino| {
+                    line.split_whitespace()
+                        .any(|f| f.ends_with(&format!(":{ino}")))
+                })
+            })
+            .collect();
+        assert!(left.is_empty(), "locks left: {left:?}");
+    }
+}
+
+/// A process killed while it had a lock value leaves its stock (the private file its
+/// lock files are links of); the next release of a later process removes it, and leaves
+/// the stocks of live processes alone.
+#[test]
+fn the_stock_of_a_dead_process_is_swept_by_the_next_release() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("o.lockfile");
+    let dead = dir
+        .path()
+        .join(format!(".lockfile.{}-00000000000000aa.tmp", dead_pid()));
+    fs::write(&dead, "4194300 /a/killed/program").expect("write");
+    let mut holder = Worker::hold(&path, Some(Duration::from_millis(1)));
+    holder.expect_line("released");
+    let theirs: Vec<_> = fs::read_dir(dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(".lockfile.") && name.ends_with(".tmp"))
+        .collect();
+    assert!(!dead.exists(), "the dead process's stock is still there");
+    // The worker may still run (it reports before it exits): its own stock is not touched
+    // while it lives, and goes when its lock value is dropped.
+    assert!(theirs.len() <= 1, "{theirs:?}");
     holder.kill();
 }
 

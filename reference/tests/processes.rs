@@ -259,14 +259,19 @@ fn four_processes_lose_no_increment() -> Result<(), Failed> {
     if total != u64::from(PROCESSES * EACH) {
         return Err(format!("lost updates: {total} of {}", PROCESSES * EACH).into());
     }
-    // The lock file and the waiters' line are gone with the last holder; the lock's guard
-    // file stays (it is never removed).
+    // The lock file and the waiters' tickets are gone with the last holder; the lock's
+    // guard file and the line's directory stay (they are never removed), the line empty.
     let mut left: Vec<_> = std::fs::read_dir(dir.path())?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_, _>>()?;
     left.sort();
+    left.retain(|name| name != "msal.cache.lockfile.queue");
     if left != ["msal.cache", "msal.cache.lockfile.guard"] {
         return Err(format!("files left behind: {left:?}").into());
+    }
+    let line = dir.path().join("msal.cache.lockfile.queue");
+    if line.exists() && std::fs::read_dir(&line)?.count() != 0 {
+        return Err("tickets left in the line".into());
     }
     Ok(())
 }

@@ -268,6 +268,12 @@ fn listing(dir: &Path) -> String {
                     assert!(is_recent_epoch_seconds(stamp), "{name}: not a timestamp");
                     format!("{base}.corrupt-[epoch seconds]")
                 }
+                // The lock's stock, `.lockfile.<pid>-<random>.tmp`: this process's.
+                None if name.starts_with(".lockfile.") && name.ends_with(".tmp") => {
+                    let pid = std::process::id().to_string();
+                    assert!(name.starts_with(&format!(".lockfile.{pid}-")), "{name}");
+                    ".lockfile.[pid]-[random].tmp".to_owned()
+                }
                 None => name,
             };
             format!("{kind} {:o} {name}", mode & 0o7777)

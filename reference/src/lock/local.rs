@@ -36,8 +36,10 @@ struct SlotState {
 
 /// This process's current run of back-to-back holds of one lock path.
 ///
-/// Handing the lock to another process costs a fraction of a millisecond and a few
-/// wake-ups (its waiters poll), so a process that releases and at once acquires again
+/// Handing the lock to another process costs tens of microseconds and two wake-ups of
+/// its first waiter (see `super::watch`), against a few microseconds for taking it again
+/// here, and its waiters behind the first poll; so a process that releases and at once
+/// acquires again
 /// keeps the lock, without queueing, while its run is young: while the run so far plus
 /// the last hold fits in [`SLICE`].
 /// Short holds thus go in batches of up to [`SLICE`], which keeps the hand-offs rare and
@@ -60,8 +62,9 @@ struct Run {
 /// Measured with four processes (benchmarks `lock` and `contention`): a waiter then waits
 /// about three slices; at 8 ms that was 24 ms at the 99th percentile, and one slow save
 /// (30 ms fsyncs happen on a busy disk) took the longest wait past 50 ms. At 5 ms it is
-/// 15 ms, and the hand-offs, a few hundred microseconds each, still cost only a few
-/// percent of the throughput.
+/// 15 ms, and the hand-offs (a few hundred microseconds each when waiters polled, tens
+/// since the first waiter is woken by the release) cost only a few percent of the
+/// throughput.
 pub(super) const SLICE: Duration = Duration::from_millis(5);
 
 /// The slot of one path, held: dropping it lets the next thread of this process in.

@@ -9,11 +9,13 @@
 //! 2. creates the lock file exclusively, mode 0600 — this is what excludes and is excluded
 //!    by MSAL Node (`open(path, "wx+")`) and both Python `msal-extensions` variants
 //!    (`open(path, "x")`). On Unix the file appears with its content: the content of step 4
-//!    is written to a private temporary file beside it, which is then hard-linked to the
-//!    lock path (`link` fails when the path exists, as `O_EXCL` does) and unlinked; so a
-//!    holder of ours killed at any point never leaves an empty lock file, which a waiter
-//!    could only treat as stale after [`GRACE`]. Elsewhere, or where the file system has
-//!    no hard links, it is `O_CREAT | O_EXCL` and step 4 follows;
+//!    is written once per [`FileLock`] to a private file beside it, its stock, which each
+//!    acquire hard-links to the lock path (`link` fails when the path exists, as `O_EXCL`
+//!    does; see `create`); so a holder of ours killed at any point never leaves an empty
+//!    lock file, which a waiter could only treat as stale after [`GRACE`], and an acquire
+//!    and release change the directory twice, as the other SDKs' create and unlink do.
+//!    Elsewhere, or where the file system has no hard links, it is `O_CREAT | O_EXCL` and
+//!    step 4 follows;
 //! 3. takes an exclusive OS lock on it ([`File::try_lock`]: `flock` on Unix, `LockFileEx`
 //!    on Windows) — this is what excludes and is excluded by Python's portalocker variant,
 //!    which after 5 s of failed creates opens the existing file and waits for its OS lock,
@@ -23,7 +25,8 @@
 //! 4. writes `"<pid> <executable>"`, the format of Python `msal-extensions`.
 //!
 //! Before step 2 it also takes the OS lock of `<lock path>.guard`, a file that nobody
-//! deletes, and holds it as long as the lock (`guard`). The other SDKs know nothing of it:
+//! deletes, and holds it as long as the lock (`guard`; the file stays open between
+//! acquires, so taking it is one `flock`). The other SDKs know nothing of it:
 //! who holds the lock is still decided by the lock file. It is there because the lock
 //! file can be deleted under its holder: Python's portalocker variant, after waiting 5 s,
 //! takes the OS lock of whatever file it opened (one unlinked since, possibly) and on
@@ -33,13 +36,30 @@
 //! still overlap with us there: that is its own fall-through, which we cannot stop.
 //!
 //! To release, it unlinks the path if the path still names the file it holds (never
-//! someone else's lock file), then closes the file, which drops the OS lock.
+//! someone else's lock file), releases the guard, then drops the file's OS lock (Unix:
+//! unlocks the stock, which stays open for the next acquire; Windows: closes the file,
+//! which deletes it, and only then releases the guard).
 //!
-//! While the file exists, a waiter polls every 50 µs to 2 ms (`wake`) rather than the
-//! 50–250 ms of the other SDKs; the first waiter in line every 250 µs at most, so a
-//! release is noticed within a fraction of a millisecond. Each poll also probes the
-//! existing file (`stale`): a file whose holder is dead is removed and the lock taken,
-//! without ever letting two live holders in.
+//! # Waking at the release
+//!
+//! The waiter whose turn it is (see below) sleeps until the release when the holder holds
+//! the lock file's OS lock, as our holders, Python's portalocker variant and .NET do: it
+//! asks the OS for a shared lock of that file, which the kernel grants when the holder
+//! releases or dies, and then looks again at once (`watch`). The OS has no timeout for
+//! that request, so a helper thread makes it and the waiter waits for its word with a
+//! timeout: its deadline, and at most 10 ms (`watch::LOOK`) before it looks at the lock
+//! path anyway. The helper keeps no lock and is at most one thread per lock path and
+//! process. The request is on the lock file, not the guard, because our holder unlinks
+//! the lock file before dropping its lock: the shared lock the request is granted is on a
+//! file nobody uses any more, so it delays no one, where one on the guard would make our
+//! next holder queue behind it. (Unix only: on Windows a waiter's handle would keep the
+//! released file pending deletion, so waiters there poll.)
+//!
+//! Every other waiter polls, every 50 µs to 2 ms (`wake`) rather than the 50–250 ms of
+//! the other SDKs: the waiters behind the first in line, and the first while the holder
+//! takes no OS lock (MSAL Node, Python's `filelock` variant), whose release no OS lock
+//! tells. Each look also probes the existing file (`stale`): a file whose holder is dead
+//! is removed and the lock taken, without ever letting two live holders in.
 //!
 //! # Fair hand-off
 //!
@@ -47,11 +67,15 @@
 //! overtaken again and again by processes that release and at once acquire again.
 //!
 //! The files, all beside the cache:
-//! - `<lock path>`: the lock file above; the holder creates, writes and removes it.
+//! - `<lock path>`: the lock file above; the holder creates (links), writes and removes it.
+//! - `.lockfile.<pid>-<random>.tmp` (Unix): the stock of each [`FileLock`] in use
+//!   (0600), holding `"<pid> <executable>"`; removed when the `FileLock` is dropped, or,
+//!   when its process died first, by the next release of a later process (`create`).
 //! - `<lock path>.guard`: empty (0600); created by the first of our processes to need it
 //!   and never removed; its OS lock is held with the lock.
-//! - `<lock path>.queue/`: a directory (0700) that exists while somebody waits in line.
-//!   The first waiter to join creates it; whoever leaves it empty removes it.
+//! - `<lock path>.queue/`: a directory (0700), created by the first waiter to join the
+//!   line and, like the guard, never removed (removing it put a slow `rmdir` on the
+//!   hand-off's path, see `queue`).
 //! - `<lock path>.queue/<ns>-<pid>`: one empty ticket (0600) per waiting process,
 //!   named by its arrival time; its waiter creates it, holds its OS lock while waiting,
 //!   and removes it once it holds the lock file or gives up (`queue`).
@@ -65,8 +89,8 @@
 //! while its run of holds is younger than a slice of 5 ms (`local::Run`); that batches
 //! short holds, whose hand-off to another process would cost more than the hold. After
 //! the slice it queues behind the processes already waiting. A waiter thus waits at most
-//! about one slice (or one hold, if longer) per process ahead of it, plus a poll interval
-//! per hand-off.
+//! about one slice (or one hold, if longer) per process ahead of it, plus a hand-off
+//! (a wake-up, or a poll interval where the holder takes no OS lock) per process.
 //!
 //! Why it is safe whoever is killed, whenever: the line only orders our waiters; who
 //! holds the lock is still decided by the exclusive create and the OS lock of the lock
@@ -74,13 +98,16 @@
 //! can block anyone for long:
 //! - a waiter killed in line leaves a ticket whose OS lock the OS has dropped; the next
 //!   waiter behind it sees that and removes the ticket (killed between creating its
-//!   ticket and locking it, likewise); a directory a killed waiter left empty is removed
-//!   by the next acquirer that looks at the line;
+//!   ticket and locking it, likewise);
 //! - a waiter that is first but does not run (stopped, starved of CPU) is passed: a
 //!   waiter that sees the lock free for 50 ms competes for it anyway (`Stall`);
 //! - a directory or ticket that cannot be created, read or locked (read-only directory,
 //!   no OS locks) makes the waiter compete for the lock file as if there were no line;
-//! - killed holders are recovered by the stale-file probe, as before.
+//! - killed holders are recovered by the stale-file probe, as before; the OS drops their
+//!   OS locks, which wakes a waiter sleeping on them at once.
+//! - a waiter killed or stopped while its helper waits for the holder's OS lock leaves at
+//!   most that request, which the OS drops with the process or grants at the release; the
+//!   helper of a live process closes what it was granted at once.
 //!
 //! Processes of the other SDKs know nothing of the line: they compete with its first
 //! waiter, as before, and their files are never touched by it.
@@ -105,6 +132,7 @@
 //! removal while open.
 
 mod break_stale;
+mod create;
 mod file_id;
 mod guard;
 pub(crate) mod holder;
@@ -112,13 +140,15 @@ mod local;
 mod queue;
 mod stale;
 mod wake;
+#[cfg(unix)]
+mod watch;
 
 use std::{
     fmt,
-    fs::{File, OpenOptions},
+    fs::File,
     io::{self, Write},
     path::{Path, PathBuf},
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -126,14 +156,13 @@ pub use break_stale::BreakStale;
 pub use holder::Liveness;
 pub use stale::{GRACE, Holder};
 
-#[cfg(unix)]
-use crate::backends::file::{directory_of, temp};
 use crate::{
     error::{Error, ErrorKind, Result},
     persistence::HeldLock,
 };
+use create::{StockSlot, create_with_content, lock_file_content};
 use file_id::same_file;
-use guard::Guard;
+use guard::{Guard, GuardFile};
 use local::LocalGuard;
 use queue::Queue;
 use stale::Probe;
@@ -147,11 +176,21 @@ use wake::{POLL_MAX_FIRST, Pause};
 #[derive(Debug, Clone)]
 pub struct FileLock {
     path: PathBuf,
-    /// The in-process registry key, computed on first use (the directory may not exist
-    /// before).
+    /// What the lock sets up once and its clones share.
+    shared: Arc<Shared>,
+}
+
+/// The state of a [`FileLock`] that is set up on first use, once for it and its clones.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The in-process registry key (the directory may not exist before).
     key: OnceLock<PathBuf>,
-    /// Orphaned temporary files of the lock file are swept once per `FileLock`.
+    /// Orphaned temporary files beside the lock are swept once, after a release.
     swept: OnceLock<()>,
+    /// `<lock path>.guard`, kept open between acquires (see `guard`).
+    guard: GuardFile,
+    /// The private file whose links are our lock files (see `create`).
+    stock: StockSlot,
 }
 
 /// What is at a lock path now, as [`FileLock::inspect`] sees it.
@@ -172,8 +211,7 @@ impl FileLock {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileLock {
             path: path.into(),
-            key: OnceLock::new(),
-            swept: OnceLock::new(),
+            shared: Arc::default(),
         }
     }
 
@@ -189,7 +227,9 @@ impl FileLock {
     /// - Held by another thread of this process, through this or another `FileLock` of
     ///   the same path: waits its turn; threads are served in arrival order.
     /// - Held by another process (this crate or any MSAL SDK): waits, and takes the lock
-    ///   within about a millisecond after the holder releases it. Waiters of this crate
+    ///   when the holder releases it: woken by the release when the holder holds the lock
+    ///   file's OS lock (this crate, Python's portalocker variant, .NET; Unix), within a
+    ///   poll interval of at most 2 ms otherwise. Waiters of this crate
     ///   take turns first come first served; a process taking the lock again right after
     ///   releasing it goes behind them once it has held it for a slice of 5 ms (see
     ///   [Fair hand-off](self#fair-hand-off)).
@@ -237,12 +277,15 @@ impl FileLock {
             // Our other processes first: a lock file deleted under its holder (see the
             // module documentation) must not let a second of ours in.
             let guard = if my_turn {
-                Guard::try_take(&self.path)?
+                self.shared.guard.try_take(&self.path)?
             } else {
                 None
             };
+            // Whether the holder seen this time holds the OS lock of the lock file, so that
+            // its release can wake us (`watch`).
+            let mut holder_locks = false;
             let probe = if let Some(guard) = guard {
-                match create_with_content(&self.path, &self.swept) {
+                match create_with_content(&self.path, &self.shared.stock) {
                     Ok((file, written)) => {
                         if let Some(file) = self.take_created(file, written, deadline)? {
                             // Leave the line only once holding the lock, so that nobody
@@ -251,9 +294,11 @@ impl FileLock {
                             local.on_acquired(in_run && !waited);
                             return Ok(FileLockGuard {
                                 path: self.path.clone(),
+                                shared: Arc::clone(&self.shared),
                                 file: Some(file),
                                 guard: Some(guard),
                                 local: Some(local),
+                                pid: std::process::id(),
                             });
                         }
                         seen = Seen::LostCreated;
@@ -266,7 +311,10 @@ impl FileLock {
                 // Another of our processes holds the lock, whatever the lock file says; its
                 // file, when there, names it for the timeout message.
                 seen = match self.probe()? {
-                    Probe::Busy(holder) | Probe::Stale(holder, _) => Seen::Holder(holder),
+                    Probe::Busy(holder) | Probe::Stale(holder, _) => {
+                        holder_locks = holder.os_locked;
+                        Seen::Holder(holder)
+                    }
                     Probe::Vanished | Probe::Removed(_) => Seen::OurGuard,
                 };
                 stall.saw_held();
@@ -291,19 +339,48 @@ impl FileLock {
                 }
                 Some(Probe::Busy(holder) | Probe::Stale(holder, _)) => {
                     stall.saw_held();
+                    holder_locks = holder.os_locked;
                     seen = Seen::Holder(holder);
                 }
                 None => {}
             }
+            let mut my_turn = my_turn;
             if !joined {
                 joined = true;
                 ticket = queue.join(deadline);
+                // Whether we are first is learnt now, before the wait, rather than after
+                // the release that ends it, where it would delay taking the lock.
+                if let Some(ticket) = &ticket {
+                    first = queue.is_first(ticket);
+                    my_turn = first;
+                }
             }
             if Instant::now() >= deadline {
                 return Err(self.timeout(wait, seen));
             }
-            pause.wait(deadline, my_turn);
+            // The waiter whose turn it is sleeps until the holder's release when the holder
+            // holds an OS lock (ours, portalocker, .NET); the others, and every waiter
+            // of a holder without one (MSAL Node, Python's `filelock`), poll.
+            if my_turn && holder_locks && self.until_released(deadline) {
+                pause.reset();
+            } else {
+                pause.wait(deadline, my_turn);
+            }
         }
+    }
+
+    /// Blocks until the holder of the lock file drops its OS lock, for at most
+    /// `watch::LOOK` and never past `deadline`; `false` when it cannot (see `watch`).
+    #[cfg(unix)]
+    fn until_released(&self, deadline: Instant) -> bool {
+        let until = deadline.min(Instant::now() + watch::LOOK);
+        watch::until_released(self.key(), &self.path, until) == watch::Waited::Yes
+    }
+
+    /// Waiters poll on Windows (see `watch`).
+    #[cfg(not(unix))]
+    fn until_released(&self, _deadline: Instant) -> bool {
+        false
     }
 
     /// What is at the lock path now: nothing, a live holder, or a stale file. Removes
@@ -325,7 +402,7 @@ impl FileLock {
     }
 
     fn key(&self) -> &Path {
-        self.key.get_or_init(|| local::key_for(&self.path))
+        self.shared.key.get_or_init(|| local::key_for(&self.path))
     }
 
     /// Probes the existing lock file, removing it when stale.
@@ -336,7 +413,12 @@ impl FileLock {
     /// Finishes an acquire after our exclusive create: takes the OS lock and writes our
     /// pid. `None` when another process holds the file's OS lock (portalocker or .NET
     /// got it first; it removes the file when done) or the path stopped naming the file.
-    fn take_created(&self, file: File, written: bool, deadline: Instant) -> Result<Option<File>> {
+    fn take_created(
+        &self,
+        file: Arc<File>,
+        written: bool,
+        deadline: Instant,
+    ) -> Result<Option<Arc<File>>> {
         let mut pause = Duration::from_micros(10);
         loop {
             match file.try_lock() {
@@ -359,16 +441,18 @@ impl FileLock {
                 }
             }
         }
-        // A stall longer than GRACE between create and lock lets a prober remove our
-        // empty file as stale; then the lock is not ours.
-        if !self.names(&file)? {
-            return Ok(None);
-        }
+        // A file that appeared with our pid is never judged stale while we run (our
+        // pid is alive and the file younger than this process), so nobody removed it.
         if written {
             return Ok(Some(file));
         }
+        // An empty one is, after a stall longer than GRACE between create and lock: then
+        // a prober may have removed it, and the lock is not ours.
+        if !self.names(&file)? {
+            return Ok(None);
+        }
         let content = lock_file_content();
-        if let Err(e) = (&file).write_all(content.as_bytes()) {
+        if let Err(e) = (&*file).write_all(content.as_bytes()) {
             let _ = self.unlink_if_ours(&file);
             return Err(Error::io("write lock file", &self.path, e));
         }
@@ -399,11 +483,16 @@ impl FileLock {
 #[derive(Debug)]
 pub struct FileLockGuard {
     path: PathBuf,
-    file: Option<File>,
-    /// Released after the lock file, so that no other process of ours creates a lock
-    /// file while ours still exists.
+    shared: Arc<Shared>,
+    /// Shared with the `FileLock`'s stock on Unix (see `create`): released by unlocking.
+    file: Option<Arc<File>>,
+    /// Released once the lock file is gone from its path (Unix: after the unlink;
+    /// Windows: after the close, which deletes it), so that no other process of ours
+    /// creates a lock file while ours still exists.
     guard: Option<Guard>,
     local: Option<LocalGuard>,
+    /// The process that acquired it.
+    pid: u32,
 }
 
 impl FileLockGuard {
@@ -416,13 +505,35 @@ impl FileLockGuard {
         let Some(file) = self.file.take() else {
             return Ok(());
         };
+        // A forked child dropping a lock its parent holds: the lock file, its OS lock and
+        // the guard are the parent's (the open files are shared), so leave them be.
+        if self.pid != std::process::id() {
+            return Ok(());
+        }
         let unlinked = unlink_if_ours(&self.path, &file);
-        // Closing drops the OS lock; only then may the next thread of this process go.
+        // On Unix the lock file is unlinked by now, so the guard can go before the file's
+        // OS lock: a waiter of ours blocked on that lock (`watch`) wakes when it goes and
+        // finds the guard already free. The file is the stock's, which stays open, so the
+        // lock is dropped by unlocking; were that to fail, closing our handle would not
+        // drop it, so say so (it goes with the `FileLock`). On Windows the close is what
+        // removes the file (the handle is ours alone there), so the guard goes after it.
+        #[cfg(unix)]
+        {
+            drop(self.guard.take());
+            if let Err(e) = file.unlock() {
+                tracing::warn!(error = %e, path = %self.path.display(), "unlocking the cache lock file failed");
+            }
+        }
+        // Only now may the next thread of this process go.
         drop(file);
         drop(self.guard.take());
         if let Some(local) = self.local.take() {
             local.on_released();
         }
+        // Housekeeping, once per lock, where it delays no waiter: after the release.
+        self.shared
+            .swept
+            .get_or_init(|| create::sweep_orphans(&self.path));
         unlinked.map_err(|e| Error::io("remove lock file", &self.path, e))
     }
 }
@@ -519,62 +630,6 @@ fn is_taken(e: &io::Error) -> bool {
         || (cfg!(windows) && e.kind() == io::ErrorKind::PermissionDenied)
 }
 
-/// Creates the lock file exclusively, with its content when the file system allows
-/// (see the module documentation); `true` when the content is written.
-#[cfg(unix)]
-fn create_with_content(path: &Path, swept: &OnceLock<()>) -> io::Result<(File, bool)> {
-    let dir = directory_of(path);
-    // A temporary file of a process killed before it unlinked it is removed by the first
-    // acquire of this lock in a later process (its writer no longer runs).
-    // Named `.lockfile.<pid>-<random>.tmp`, not after the lock file: a cache name of the
-    // longest valid length would make a name over the file system's 255 bytes.
-    let stem = dir.join("lockfile");
-    swept.get_or_init(|| temp::remove_orphans(&stem, dir));
-    let temp = temp::path_for(&stem, dir);
-    // A missing or read-only directory fails here as it would for the lock file.
-    let mut file = create_new(&temp)?;
-    let linked = file
-        .write_all(lock_file_content().as_bytes())
-        .and_then(|()| std::fs::hard_link(&temp, path));
-    let _ = std::fs::remove_file(&temp);
-    match linked {
-        Ok(()) => Ok((file, true)),
-        // No hard links on this file system: create, then write after the OS lock.
-        Err(e)
-            if e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(libc::EPERM) =>
-        {
-            create_new(path).map(|file| (file, false))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Creates the lock file exclusively; its content follows once the OS lock is held.
-#[cfg(not(unix))]
-fn create_with_content(path: &Path, _swept: &OnceLock<()>) -> io::Result<(File, bool)> {
-    create_new(path).map(|file| (file, false))
-}
-
-/// Creates the lock file exclusively, owner-only.
-fn create_new(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::OpenOptionsExt;
-        const GENERIC_READ: u32 = 0x8000_0000;
-        const GENERIC_WRITE: u32 = 0x4000_0000;
-        const DELETE: u32 = 0x0001_0000;
-        const FILE_FLAG_DELETE_ON_CLOSE: u32 = 0x0400_0000;
-        options
-            .access_mode(GENERIC_READ | GENERIC_WRITE | DELETE)
-            .custom_flags(FILE_FLAG_DELETE_ON_CLOSE);
-    }
-    options.open(path)
-}
-
 #[cfg(not(windows))]
 fn unlink_if_ours(path: &Path, file: &File) -> io::Result<()> {
     if !same_file(file, path)? {
@@ -590,16 +645,4 @@ fn unlink_if_ours(path: &Path, file: &File) -> io::Result<()> {
 fn unlink_if_ours(_path: &Path, _file: &File) -> io::Result<()> {
     // FILE_FLAG_DELETE_ON_CLOSE deletes exactly the file we hold when it is closed.
     Ok(())
-}
-
-/// `"<pid> <executable>"`, the format of Python `msal-extensions`, so its users can tell
-/// who holds the lock.
-fn lock_file_content() -> String {
-    static EXE: OnceLock<String> = OnceLock::new();
-    let exe = EXE.get_or_init(|| {
-        std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "rust".to_owned())
-    });
-    format!("{} {exe}", std::process::id())
 }

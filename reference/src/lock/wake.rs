@@ -1,5 +1,11 @@
-//! The pause between two looks at the lock file: a sleep that starts at [`POLL_MIN`] and
-//! doubles up to a cap, where the other SDKs sleep 50–250 ms.
+//! The pause between two looks at the lock file of a waiter that polls: a sleep that
+//! starts at [`POLL_MIN`] and doubles up to a cap, where the other SDKs sleep 50–250 ms.
+//!
+//! Polling is the fallback. The waiter whose turn it is sleeps until the release instead
+//! whenever the holder holds the lock file's OS lock (`super::watch`). It polls while the
+//! holder takes none (MSAL Node, Python's `filelock` variant: nothing in the OS tells of
+//! their release), while the lock file is momentarily missing although the guard is held
+//! (our holder between its guard and its link), and on Windows.
 //!
 //! The first waiter in line, the only one that may take the lock next, caps its pauses at
 //! [`POLL_MAX_FIRST`], so it takes a released lock within a fraction of a millisecond.
@@ -10,9 +16,10 @@
 //! Why not inotify on Linux: it was built and measured (see the benchmark `lock`). Waking
 //! on the lock file's removal makes every waiter wake on every release, also on each
 //! release of a holder that re-acquires at once; on a two-core machine four processes
-//! then reached 44–62 % of one process's throughput, against 80–135 % with this polling.
-//! With polling, waiters sleep through the holder's slice (see `super::local::Run`)
-//! and hand-off still takes well under a millisecond.
+//! then reached 44–62 % of one process's throughput, against 80–135 % with polling. The
+//! OS-lock wake-up of `super::watch` wakes only the first waiter in line, and only for
+//! the holder's own file; the others sleep through the holder's slice (see
+//! `super::local::Run`).
 
 use std::time::{Duration, Instant};
 
