@@ -29,6 +29,12 @@ pub const CASES: &[Case] = &[
         run: storage_unavailable_load_kind,
     },
     Case {
+        name: "faults::storage_unavailable_version_kind",
+        rule: "a change token read while the storage cannot be reached is a token or StorageUnavailable, never None (the caller would take the cache for deleted)",
+        needs: &[Need::ChangeDetection],
+        run: storage_unavailable_version_kind,
+    },
+    Case {
         name: "faults::storage_unavailable_keeps_blob",
         rule: "a save that failed because the storage could not be reached loses nothing stored",
         needs: &[],
@@ -39,6 +45,12 @@ pub const CASES: &[Case] = &[
         rule: "a save the OS refuses fails with AccessDenied",
         needs: &[],
         run: access_denied_kind,
+    },
+    Case {
+        name: "faults::access_denied_delete_kind",
+        rule: "a delete the OS refuses fails with AccessDenied, never Ok(false): nothing was said to be stored when a blob is",
+        needs: &[],
+        run: access_denied_delete_kind,
     },
     Case {
         name: "faults::access_denied_keeps_blob",
@@ -189,6 +201,29 @@ pub fn storage_unavailable_load_kind(ctx: &Ctx) -> Result<(), Stop> {
     )
 }
 
+/// Storage unreachable: a change token is never `None` for a stored blob. A token (a
+/// store that keeps it apart from the blob) or `StorageUnavailable` are both right.
+pub fn storage_unavailable_version_kind(ctx: &Ctx) -> Result<(), Stop> {
+    let (ns, p) = ctx.fresh()?;
+    check::setup_save(&*p, b"{\"stored before the fault\": true}", "original blob")?;
+    let reader = std::sync::Arc::clone(&p);
+    let result = under_fault(ctx, &ns, Fault::StorageUnavailable, "version", move || {
+        reader.version()
+    })?;
+    match result {
+        Ok(Some(_)) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::StorageUnavailable => Ok(()),
+        Ok(None) => Err(ctx.fail(
+            "version under storage_unavailable: a token or StorageUnavailable",
+            "Ok(None): the stored blob is reported gone",
+        )),
+        Err(e) => Err(ctx.fail(
+            "version under storage_unavailable: a token or StorageUnavailable",
+            blob::describe_error(&e),
+        )),
+    }
+}
+
 /// Storage unreachable: nothing lost.
 pub fn storage_unavailable_keeps_blob(ctx: &Ctx) -> Result<(), Stop> {
     keeps_case(ctx, Fault::StorageUnavailable)
@@ -197,6 +232,22 @@ pub fn storage_unavailable_keeps_blob(ctx: &Ctx) -> Result<(), Stop> {
 /// Access refused: `AccessDenied`.
 pub fn access_denied_kind(ctx: &Ctx) -> Result<(), Stop> {
     kind_case(ctx, Fault::AccessDenied, ErrorKind::AccessDenied)
+}
+
+/// Access refused: a delete fails, rather than saying nothing was stored.
+pub fn access_denied_delete_kind(ctx: &Ctx) -> Result<(), Stop> {
+    let (ns, p) = ctx.fresh()?;
+    check::setup_save(&*p, b"{\"stored before the fault\": true}", "original blob")?;
+    let deleter = std::sync::Arc::clone(&p);
+    let result = under_fault(ctx, &ns, Fault::AccessDenied, "delete", move || {
+        deleter.delete()
+    })?;
+    check::kind(
+        ctx,
+        result,
+        ErrorKind::AccessDenied,
+        "delete under access_denied",
+    )
 }
 
 /// Access refused: nothing lost.

@@ -88,6 +88,10 @@ pub enum Flaw {
     /// `lock` is an `O_EXCL` lock file, as MSAL's; release removes it but answers `Ok`
     /// when the removal fails, leaving the lock held.
     ReleaseIgnoresErrors,
+    /// `delete` takes every error of removing the blob file for "nothing was there".
+    DeleteErrorsAsAbsent,
+    /// `version` takes every error of inspecting the blob file for "nothing stored".
+    VersionErrorsAsAbsent,
 }
 
 impl Flaw {
@@ -107,6 +111,8 @@ impl Flaw {
         Flaw::ShortNameLimit,
         Flaw::BreaksLongWaits,
         Flaw::ReleaseIgnoresErrors,
+        Flaw::DeleteErrorsAsAbsent,
+        Flaw::VersionErrorsAsAbsent,
     ];
 
     /// The catalogue entry: name, the one rule broken, the case that must catch it, and
@@ -214,6 +220,18 @@ impl Flaw {
                 "file_release_ignores_errors",
                 "LockGuard::release answers Ok only when the lock is free (a lock file that could not be removed is reported)",
                 "faults::release_refused_is_reported",
+                &[],
+            ),
+            Flaw::DeleteErrorsAsAbsent => s(
+                "file_delete_errors_as_absent",
+                "a delete the OS refuses fails with AccessDenied (here any error answers Ok(false), \"nothing was stored\")",
+                "faults::access_denied_delete_kind",
+                &[],
+            ),
+            Flaw::VersionErrorsAsAbsent => s(
+                "file_version_errors_as_absent",
+                "a change token read while the storage cannot be reached is never None (here any error answers None, \"nothing stored\")",
+                "faults::storage_unavailable_version_kind",
                 &[],
             ),
         }
@@ -604,6 +622,7 @@ impl CachePersistence for BrokenFile {
                 Ok(true)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(_) if self.flaw == Flaw::DeleteErrorsAsAbsent => Ok(false),
             Err(e) => Err(Error::io("delete", &self.path, e)),
         }
     }
@@ -612,6 +631,7 @@ impl CachePersistence for BrokenFile {
         let meta = match fs::metadata(&self.path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(_) if self.flaw == Flaw::VersionErrorsAsAbsent => return Ok(None),
             Err(e) => return Err(Error::io("inspect", &self.path, e)),
         };
         if self.flaw == Flaw::ProcessLocalToken {
