@@ -44,6 +44,8 @@ mod persistence;
 pub mod token_cache;
 
 pub use backends::file::FilePersistence;
+#[cfg(all(target_os = "linux", feature = "kernel-keyring"))]
+pub use backends::kernel_keyring::KernelKeyringPersistence;
 #[cfg(feature = "keyring-core")]
 pub use backends::keyring_store::KeyringStore;
 #[cfg(feature = "redis")]
