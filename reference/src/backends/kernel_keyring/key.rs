@@ -140,6 +140,21 @@ impl Ring {
         })
     }
 
+    /// Unlinks the key named `description` from this keyring: `Ok(false)` when there was
+    /// none (or it was already revoked or expired).
+    pub(crate) fn remove(&self, description: &str) -> Result<bool> {
+        let key = match self.ring.search(description) {
+            Ok(key) => key,
+            Err(e) if is_missing(e) => return Ok(false),
+            Err(e) => return Err(keyctl_error("search the kernel keyring", e)),
+        };
+        match self.ring.unlink_key(key) {
+            Ok(()) => Ok(true),
+            Err(e) if is_missing(e) => Ok(false),
+            Err(e) => Err(keyctl_error("unlink the kernel key", e)),
+        }
+    }
+
     /// The validation probe: adds a key of a unique name, reads it back and unlinks it.
     pub(crate) fn probe(&self, description: &str) -> Result<()> {
         let created = self.create(description)?;

@@ -101,6 +101,13 @@ impl KernelKeyringPersistence {
         Ring::open()?.probe(&probe_name())
     }
 
+    /// Unlinks the cache's key from the keyring, e.g. after [`delete`](CachePersistence::delete)
+    /// when no other process uses this cache: `Ok(false)` when there was none. A cache file
+    /// still there then loads as empty (a lost key), and the next save makes a new key.
+    pub fn remove_key(&self) -> Result<bool> {
+        Ring::open()?.remove(&self.description)
+    }
+
     /// The key to encrypt with: the one in the keyring, or a new one.
     ///
     /// Creation is serialised between processes by an advisory lock on the cache
