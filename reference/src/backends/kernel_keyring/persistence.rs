@@ -78,6 +78,13 @@ impl KernelKeyringPersistence {
         })
     }
 
+    /// Whether `stored` (a file's contents) is what this backend writes: a compact JWE of
+    /// `"alg":"dir"` and `"enc":"A256GCM"`. Decrypts nothing; for tools that sort the
+    /// files of a cache directory by backend.
+    pub fn recognizes(stored: &[u8]) -> bool {
+        jwe::parse(stored).is_ok()
+    }
+
     /// The cache file.
     pub fn path(&self) -> &Path {
         self.file.path()
