@@ -51,9 +51,12 @@ mod factory {
             Ok(Box::new(plugin(ns)?))
         }
 
+        /// The key first: a file cleanup that fails (a fault still in force) must not
+        /// leave the key behind in the user's persistent keyring.
         fn cleanup(&self, ns: &Namespace) -> Result<()> {
+            let key = plugin(ns)?.remove_key();
             self.files.cleanup(ns)?;
-            plugin(ns)?.remove_key().map(|_| ())
+            key.map(|_| ())
         }
 
         /// A stored JWE with one byte of its ciphertext changed: the tag does not verify
