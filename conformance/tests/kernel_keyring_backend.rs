@@ -4,6 +4,12 @@
 //! Faults are the file plugin's: the cache is a file written by the file plugin under
 //! the namespace directory, so the directory faults apply as they are; the key is outside
 //! it, in the persistent kernel keyring. Damaged data is a JWE whose tag does not verify.
+//!
+//! The plugin's `delete` keeps the key (by design: a concurrent save may be using it), and
+//! cases that delete through a handle skip the factory's `cleanup`, so a run leaves about
+//! 15 keys of 33 bytes. Each run first unlinks those of suites no longer running (the
+//! suite's pid is in the namespace name), so they never pile up against a non-root
+//! user's key quota (200 keys by default).
 
 #[cfg(target_os = "linux")]
 mod factory {
@@ -34,12 +40,48 @@ mod factory {
     /// unlink exactly this namespace's key).
     fn plugin(ns: &Namespace) -> Result<KernelKeyringPersistence> {
         validate_name(&ns.name)?;
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(sweep_earlier_runs);
         let mut hasher = DefaultHasher::new();
         ns.dir.hash(&mut hasher);
         KernelKeyringPersistence::with_key_description(
             path(ns),
-            format!("{}@conformance-{:016x}", ns.name, hasher.finish()),
+            format!("{}{MARK}{:016x}", ns.name, hasher.finish()),
         )
+    }
+
+    /// The suffix of this target's key descriptions.
+    const MARK: &str = "@conformance-";
+
+    /// The process that ran the suite which named a namespace `conf-<run tag>-<n>...`:
+    /// the tag is the suite's pid in hex and six random hex digits (`Ctx`), the same in
+    /// its worker processes.
+    fn suite_pid(description: &str) -> Option<u32> {
+        let tag = description.strip_prefix("conf-")?.split('-').next()?;
+        u32::from_str_radix(tag.get(..tag.len().checked_sub(6)?)?, 16).ok()
+    }
+
+    /// Unlinks this target's keys left by suites that are no longer running. Best effort:
+    /// a key it cannot see or unlink stays.
+    fn sweep_earlier_runs() {
+        use linux_keyutils::{KeyRing, KeyRingIdentifier};
+        let Ok(ring) = KeyRing::get_persistent(KeyRingIdentifier::User) else {
+            return;
+        };
+        let Ok(links) = ring.get_links(4096) else {
+            return;
+        };
+        for key in links.iter().filter_map(|node| node.as_key()) {
+            let stale = key.metadata().is_ok_and(|meta| {
+                let description = meta.get_description();
+                description.contains(MARK)
+                    && suite_pid(description)
+                        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            });
+            if stale {
+                let _ = ring.unlink_key(key);
+            }
+        }
     }
 
     impl PluginFactory for KernelKeyringFactory {
