@@ -16,7 +16,10 @@ use std::fmt;
 
 use aes_gcm::{
     Aes256Gcm, Key, Nonce,
-    aead::{Aead, AeadCore, KeyInit, OsRng, Payload},
+    aead::{
+        Aead, KeyInit, OsRng, Payload,
+        rand_core::{self, RngCore},
+    },
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 
@@ -37,9 +40,11 @@ impl ContentKey {
         bytes.try_into().ok().map(ContentKey)
     }
 
-    /// A fresh random key from the OS generator.
-    pub(crate) fn random() -> Self {
-        ContentKey(Aes256Gcm::generate_key(OsRng).into())
+    /// A fresh random key from the OS generator; its failure is returned, not a panic.
+    pub(crate) fn random() -> Result<Self, rand_core::Error> {
+        let mut key = ContentKey([0; KEY_LEN]);
+        OsRng.try_fill_bytes(&mut key.0)?;
+        Ok(key)
     }
 
     /// The raw bytes, to store in the kernel keyring.
@@ -78,6 +83,9 @@ pub(crate) enum JweError {
     Unsupported { alg: String, enc: String },
     /// The tag does not verify: the file was changed, or encrypted under another key.
     Authentication,
+    /// Sealing only: the OS random generator failed, or the plaintext is beyond GCM's
+    /// 64 GiB limit.
+    Seal(&'static str),
 }
 
 impl fmt::Display for JweError {
@@ -91,6 +99,7 @@ impl fmt::Display for JweError {
             JweError::Authentication => f.write_str(
                 "the authentication tag does not verify: the file was changed or encrypted under another key",
             ),
+            JweError::Seal(why) => f.write_str(why),
         }
     }
 }
@@ -114,22 +123,26 @@ pub(crate) fn seal(key: &ContentKey, kid: &str, plaintext: &[u8]) -> Result<Vec<
     // Field order as Go's `jwe.Header` marshals it; serde_json escapes `kid`.
     let header = serde_json::json!({ "alg": "dir", "enc": ENC, "kid": kid }).to_string();
     let protected = B64.encode(header);
-    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let mut iv = [0u8; IV_LEN];
+    OsRng
+        .try_fill_bytes(&mut iv)
+        .map_err(|_| JweError::Seal("the OS random generator failed"))?;
+    let nonce = Nonce::from_slice(&iv);
     let mut sealed = key
         .cipher()
         .encrypt(
-            &nonce,
+            nonce,
             Payload {
                 msg: plaintext,
                 aad: protected.as_bytes(),
             },
         )
         // Only for a plaintext beyond GCM's 64 GiB limit.
-        .map_err(|_| JweError::Malformed("the plaintext is too large for AES-GCM"))?;
+        .map_err(|_| JweError::Seal("the plaintext is too large for AES-GCM"))?;
     let tag = sealed.split_off(sealed.len() - TAG_LEN);
     let out = format!(
         "{protected}..{}.{}.{}",
-        B64.encode(nonce),
+        B64.encode(iv),
         B64.encode(&sealed),
         B64.encode(tag)
     );

@@ -9,7 +9,7 @@
 //!
 //! Like Go, the user keyring is linked into the session keyring first (errors ignored),
 //! so that this process *possesses* what it links there: a key's default permissions
-//! grant reading only to its possessor.
+//! grant reading only to its possessor. Unlike Go, no session keyring is created for that.
 
 use std::fmt;
 
@@ -67,7 +67,10 @@ impl Ring {
     pub(crate) fn open() -> Result<Ring> {
         let user = KeyRing::from_special_id(KeyRingIdentifier::User, true)
             .map_err(|e| keyctl_error("open the user kernel keyring", e))?;
-        if let Ok(session) = KeyRing::from_special_id(KeyRingIdentifier::Session, true) {
+        // Without `create`: a process with no session keyring of its own searches the
+        // user-session keyring, which links the user keyring already, and a library must
+        // not install a new session keyring in its host process.
+        if let Ok(session) = KeyRing::from_special_id(KeyRingIdentifier::Session, false) {
             // Possession, as Go does; a failure here does not stop the rest from working.
             let _ = session.link_keyring(user);
         }
@@ -128,7 +131,14 @@ impl Ring {
     /// Adds a new random key named `description` (replacing the link of a revoked or
     /// expired one of that name).
     pub(crate) fn create(&self, description: &str) -> Result<FoundKey> {
-        let key = ContentKey::random();
+        // rand_core's error is no `std::error::Error` without its `std` feature: its
+        // text goes in the message.
+        let key = ContentKey::random().map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                format!("could not make a cache key: the OS random generator failed: {e}"),
+            )
+        })?;
         let mut payload = [0u8; KEY_LEN + 1];
         payload[..KEY_LEN].copy_from_slice(key.bytes());
         let added = self.ring.add_key(description, &payload[..]);

@@ -219,7 +219,7 @@ impl CachePersistence for KernelKeyringPersistence {
         let key = self.key_for_save(&ring)?;
         let sealed = jwe::seal(&key.key, &key.serial.to_string(), data).map_err(|e| {
             Error::with_source(
-                ErrorKind::TooLarge,
+                ErrorKind::Other,
                 format!(
                     "could not encrypt the token cache for {}",
                     self.file.path().display()
