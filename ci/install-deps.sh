@@ -16,6 +16,8 @@
 #   private bus and gnome-keyring-daemon, and check items with secret-tool.
 # - python3-gi, gir1.2-secret-1 (for Debian's /usr/bin/python3): msal-extensions'
 #   LibsecretPersistence in the Secret Service interop tests, in a venv that sees them.
+# - keyutils (keyctl): the kernel-keyring tests unlink and revoke the cache key as a user
+#   would, and the interop test reads and makes keys with it.
 # - redis-server: the Redis tests start their own servers on 127.0.0.1 (the package's
 #   system service is not used, and not started by this script).
 # cross-check (ci/cross-check.sh):
@@ -70,6 +72,7 @@ for group in "${groups[@]}"; do
         command -v gnome-keyring-daemon >/dev/null || need tests gnome-keyring
         command -v secret-tool >/dev/null || need tests libsecret-tools
         command -v redis-server >/dev/null || need tests redis-server
+        command -v keyctl >/dev/null || need tests keyutils
         if ! /usr/bin/python3 -c 'import gi; gi.require_version("Secret", "1")' 2>/dev/null; then
             need tests python3 python3-gi gir1.2-secret-1
         fi

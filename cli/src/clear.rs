@@ -31,7 +31,13 @@ pub fn run(context: &Context, args: &ClearArgs, json: bool) -> Result<Code, Fail
     // A file with content is a plaintext cache; anything else is the keyring's (its
     // delete also removes the marker file).
     let (backend, persistence): (Backend, Box<dyn CachePersistence>) =
-        if file_len.is_some_and(|len| len > 0) {
+        if file_len.is_some_and(|len| len > 0) && crate::kernel_keyring::is_cache_file(&path) {
+            // Deletes the file; the key stays, as the backend's own delete leaves it.
+            (
+                Backend::KernelKeyring,
+                crate::kernel_keyring::persistence(&path)?,
+            )
+        } else if file_len.is_some_and(|len| len > 0) {
             (
                 Backend::PlaintextFile,
                 Box::new(FilePersistence::new(&path)?),
@@ -83,7 +89,7 @@ pub fn run(context: &Context, args: &ClearArgs, json: bool) -> Result<Code, Fail
 /// Asks on stderr, reads the answer from stdin: `y` or `yes` confirms; anything else,
 /// or end of input, does not.
 fn confirm(name: &str, backend: Backend, context: &Context) -> Result<bool, Failure> {
-    let shared = backend != Backend::PlaintextFile
+    let shared = !matches!(backend, Backend::PlaintextFile | Backend::KernelKeyring)
         && context.profile != identity_cache_persistence::KeyringProfile::AzureIdentityPython;
     let mut stderr = std::io::stderr();
     let _ = write!(

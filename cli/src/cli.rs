@@ -36,6 +36,11 @@ pub struct Global {
     /// Print one JSON document on stdout instead of text, for scripts
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Judge the Secret Service alone, as for programs that turn the kernel-keyring
+    /// fallback off (use_kernel_keyring: false); Linux
+    #[arg(long, global = true, env = "IDENTITY_CACHE_NO_KERNEL_KEYRING")]
+    pub no_kernel_keyring: bool,
 }
 
 /// [`KeyringProfile`], as clap spells its values.

@@ -17,6 +17,9 @@ pub struct Context {
     pub profile: KeyringProfile,
     /// `None`: the session bus of the environment.
     pub dbus_address: Option<String>,
+    /// Whether the kernel keyring stands in where no Secret Service is reachable, as
+    /// `persistence_for` has it by default.
+    pub kernel_keyring: bool,
 }
 
 impl Context {
@@ -29,6 +32,7 @@ impl Context {
             dir,
             profile: global.profile.into(),
             dbus_address: global.dbus_address.clone(),
+            kernel_keyring: !global.no_kernel_keyring,
         })
     }
 

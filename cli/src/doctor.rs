@@ -140,6 +140,20 @@ fn secure_storage(context: &Context, args: &DoctorArgs, findings: &mut Vec<Findi
     };
     let mut finding = Finding::problem("secure_storage", problem.cause, problem.code, summary, fix)
         .detail(problem.message);
+    if context.kernel_keyring
+        && matches!(problem.cause, "no_bus" | "no_service")
+        && kernel_keyring(context, summary, findings)
+    {
+        // This crate's programs are served; the SDKs that only know the Secret Service
+        // (JS, Python, .NET) are not, so the missing service stays on record as a warning.
+        finding = finding.warning();
+        finding.fix = Some(format!(
+            "Nothing to do for programs built on identity-cache-persistence. For the Python, JS \
+             and .NET SDKs, which need a Secret Service:\n{fix}"
+        ));
+        findings.push(finding);
+        return false;
+    }
     if args.allow_unencrypted {
         finding = finding.warning();
         finding.fix = Some(
@@ -150,6 +164,42 @@ fn secure_storage(context: &Context, args: &DoctorArgs, findings: &mut Vec<Findi
     }
     findings.push(finding);
     false
+}
+
+/// Where no Secret Service is reachable: whether the kernel keyring takes its place, as
+/// `persistence_for` decides, with a finding saying so and why.
+fn kernel_keyring(context: &Context, why: &str, findings: &mut Vec<Finding>) -> bool {
+    match crate::kernel_keyring::validate(&context.dir) {
+        Ok(()) => {
+            findings.push(
+                Finding::ok(
+                    "secure_storage",
+                    "kernel_keyring",
+                    format!(
+                        "Backend in use: kernel-keyring. {why} So programs built on identity-cache-persistence keep \
+                         each cache in its file encrypted (AES-256-GCM) under a key in the persistent kernel \
+                         keyring: a validation key was added, read back and unlinked."
+                    ),
+                )
+                .detail(
+                    "The key lives in kernel memory only: after a reboot the cache reads as empty and \
+                     the next sign-in starts it over.",
+                ),
+            );
+            true
+        }
+        Err(error) => {
+            findings.push(
+                Finding::ok(
+                    "secure_storage",
+                    "kernel_keyring_unusable",
+                    format!("The kernel keyring cannot take the Secret Service's place: {error}."),
+                )
+                .warning(),
+            );
+            false
+        }
+    }
 }
 
 /// The cache directory: exists, is a directory, is ours, can be listed and written, and
@@ -344,7 +394,7 @@ fn contents(
 ) {
     for cache in caches {
         let readable = match cache.backend {
-            Backend::PlaintextFile => true,
+            Backend::PlaintextFile | Backend::KernelKeyring => true,
             Backend::SecretService => keyring_usable,
             Backend::SecretServiceWithoutMarker => {
                 keyring_usable

@@ -28,6 +28,9 @@ use crate::{
 pub enum Backend {
     /// The blob in a file, unencrypted (0600): the SDKs' unsafe_allow_unencrypted_storage.
     PlaintextFile,
+    /// The blob in a file encrypted under a key in the kernel keyring (a JWE): Linux
+    /// without a Secret Service.
+    KernelKeyring,
     /// A Secret Service item, with its empty marker file for change detection.
     SecretService,
     /// A Secret Service item written by a tool that keeps no marker file.
@@ -43,6 +46,7 @@ impl Backend {
     pub fn describe(self) -> &'static str {
         match self {
             Backend::PlaintextFile => "plaintext file",
+            Backend::KernelKeyring => "encrypted file, key in the kernel keyring",
             Backend::SecretService => "Secret Service item + marker file",
             Backend::SecretServiceWithoutMarker => "Secret Service item (no marker file)",
             Backend::MarkerWithoutItem => "marker file (no Secret Service item found)",
@@ -162,6 +166,9 @@ pub fn scan(context: &Context) -> Result<Inventory, Failure> {
             keyring_item: None,
             lock: lock_state(context, name),
         };
+        if meta.len() > 0 && crate::kernel_keyring::is_cache_file(&context.dir.join(name)) {
+            cache.set_backend(Backend::KernelKeyring);
+        }
         if meta.len() == 0 {
             // An empty file is the marker of a keyring item (the SDKs never save 0 bytes).
             let found = items

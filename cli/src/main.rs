@@ -13,6 +13,7 @@ mod doctor;
 mod exit;
 mod findings;
 mod inventory;
+mod kernel_keyring;
 mod keyring;
 mod output;
 mod show;

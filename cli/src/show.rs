@@ -24,11 +24,23 @@ struct Shown {
     summary: Summary,
 }
 
-/// The blob of cache `name` and where it was: a non-empty file is a plaintext cache;
-/// otherwise (a marker, or nothing) the keyring item of the profile.
+/// The blob of cache `name` and where it was: a kernel-keyring file is decrypted with its
+/// key; another non-empty file is a plaintext cache; otherwise (a marker, or nothing) the
+/// keyring item of the profile.
 pub fn load(context: &Context, name: &str) -> Result<(Backend, Vec<u8>), Failure> {
     let path = context.cache_path(name)?;
     let file_len = std::fs::metadata(&path).map(|m| m.len()).ok();
+    if file_len.is_some_and(|len| len > 0) && crate::kernel_keyring::is_cache_file(&path) {
+        return match crate::kernel_keyring::persistence(&path)?.load()? {
+            Some(blob) => Ok((Backend::KernelKeyring, blob)),
+            None => Err(Failure::new(
+                Code::NotFound,
+                format!(
+                    "the cache {name} is encrypted under a kernel key that is gone (reboot, keyctl unlink or revoke): it reads as empty, and the next sign-in starts it over"
+                ),
+            )),
+        };
+    }
     if file_len.is_some_and(|len| len > 0) {
         let blob = FilePersistence::new(&path)?.load()?;
         if let Some(blob) = blob {

@@ -322,6 +322,38 @@ fn doctor_without_a_session_bus_says_how_to_start_one() {
     assert_eq!(json["findings"][0]["status"], "problem");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn doctor_without_a_session_bus_shows_the_kernel_keyring_in_use_and_why() {
+    let (_root, dir) = cache_dir();
+    write_cache(&dir, "msal.cache", CACHE.as_bytes());
+    let mut doctor = command(&dir);
+    doctor
+        .env_remove("IDENTITY_CACHE_NO_KERNEL_KEYRING")
+        .args(["doctor", "--json"]);
+    let json = run(doctor).json();
+    let findings = json["findings"].as_array().expect("findings");
+    let in_use = findings
+        .iter()
+        .find(|f| f["id"] == "kernel_keyring")
+        .unwrap_or_else(|| panic!("a kernel_keyring finding: {json}"));
+    assert_eq!(in_use["status"], "ok");
+    let summary = in_use["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("Backend in use: kernel-keyring"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("No D-Bus session bus"),
+        "the reason: {summary}"
+    );
+    let no_bus = findings
+        .iter()
+        .find(|f| f["id"] == "no_bus")
+        .expect("the missing bus stays on record");
+    assert_eq!(no_bus["status"], "warning", "{no_bus}");
+}
+
 #[test]
 fn doctor_with_plaintext_allowed_and_private_files_is_healthy() {
     let (_root, dir) = cache_dir();
@@ -426,4 +458,54 @@ impl ToOwnedCommand for std::process::Command {
     fn to_owned_command(&mut self) -> std::process::Command {
         std::mem::replace(self, std::process::Command::new("/nonexistent"))
     }
+}
+
+/// A cache kept by the kernel-keyring backend: listed as such, shown decrypted (secrets
+/// redacted), and after its key is gone, shown as gone, never as a corrupt plaintext file.
+#[cfg(target_os = "linux")]
+#[test]
+fn list_show_and_clear_understand_a_kernel_keyring_cache() {
+    use identity_cache_persistence::{CachePersistence, KernelKeyringPersistence};
+
+    let (_root, dir) = cache_dir();
+    std::fs::create_dir_all(&dir).expect("dir");
+    let name = format!("kk-{}-{:x}.cache", std::process::id(), fastrand_like());
+    let kernel = KernelKeyringPersistence::new(dir.join(&name)).expect("path");
+    kernel.save(CACHE.as_bytes()).expect("save");
+
+    let json = run(command(&dir).args(["list", "--json"]).to_owned_command()).json();
+    let row = json["caches"]
+        .as_array()
+        .expect("caches")
+        .iter()
+        .find(|c| c["name"] == name.as_str())
+        .cloned()
+        .expect("listed");
+    assert_eq!(row["backend"], "kernel_keyring", "{row}");
+
+    let shown = run(command(&dir)
+        .args(["show", &name, "--json"])
+        .to_owned_command());
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert_eq!(shown.json()["backend"], "kernel_keyring");
+    assert!(!shown.stdout.contains("SECRET"), "no token value shown");
+
+    kernel.remove_key().expect("unlink");
+    let gone = run(command(&dir).args(["show", &name]).to_owned_command());
+    assert_eq!(gone.code, 4, "{gone:?}");
+    assert!(gone.stderr.contains("kernel key that is gone"), "{gone:?}");
+
+    let cleared = run(command(&dir)
+        .args(["clear", &name, "--yes"])
+        .to_owned_command());
+    assert_eq!(cleared.code, 0, "{cleared:?}");
+    assert!(!dir.join(&name).exists());
+}
+
+/// A distinct number per run without another dependency.
+#[cfg(target_os = "linux")]
+fn fastrand_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }

@@ -9,7 +9,9 @@
 //! `@azure/identity` package, and [`persistence_for`] picks the storage for them with the
 //! Azure SDK defaults (`~/.IdentityService/msal.cache`). On Linux that is the Secret
 //! Service (feature `secret-service`, on by default; see [`secret_service`]), in the item
-//! layout of the SDK chosen by [`KeyringProfile`].
+//! layout of the SDK chosen by [`KeyringProfile`]; where no Secret Service is reachable
+//! (servers, SSH, containers), a file encrypted under a key in the kernel keyring
+//! (feature `kernel-keyring`, on by default; `KernelKeyringPersistence`).
 //!
 //! ```
 //! use identity_cache_persistence::{CachePersistence, TokenCachePersistenceOptions, persistence_for};
@@ -44,6 +46,8 @@ mod persistence;
 pub mod token_cache;
 
 pub use backends::file::FilePersistence;
+#[cfg(all(target_os = "linux", feature = "kernel-keyring"))]
+pub use backends::kernel_keyring::KernelKeyringPersistence;
 #[cfg(feature = "keyring-core")]
 pub use backends::keyring_store::KeyringStore;
 #[cfg(feature = "redis")]

@@ -42,6 +42,12 @@ pub struct TokenCachePersistenceOptions {
     /// macOS: the Keychain account of the item, that is, which SDK's cache to share.
     /// Default: the JS and Python constant, see [`KeychainAccount`]. Ignored elsewhere.
     pub keychain_account: KeychainAccount,
+    /// Linux (feature `kernel-keyring`): when no Secret Service is reachable, keep the
+    /// cache encrypted in a file under a key in the kernel keyring (see
+    /// `KernelKeyringPersistence`). Default `true`. Turn it off to store only in the
+    /// Secret Service (to share the cache with SDKs that read only there), and in tests
+    /// of the plaintext fallback. Ignored elsewhere.
+    pub use_kernel_keyring: bool,
 }
 
 impl Default for TokenCachePersistenceOptions {
@@ -54,6 +60,7 @@ impl Default for TokenCachePersistenceOptions {
             keyring_profile: KeyringProfile::default(),
             dbus_address: None,
             keychain_account: KeychainAccount::default(),
+            use_kernel_keyring: true,
         }
     }
 }
@@ -98,6 +105,13 @@ pub fn default_directory() -> Result<PathBuf> {
 ///   [`SecretServicePersistence`](crate::SecretServicePersistence) with
 ///   [`keyring_profile`](TokenCachePersistenceOptions::keyring_profile), after its
 ///   validation probe passed (a separate item written, read back and deleted).
+/// - Linux, no Secret Service reachable (no session bus, no service on it:
+///   [`StorageUnavailable`](ErrorKind::StorageUnavailable) from its probe; feature
+///   `kernel-keyring`, [`use_kernel_keyring`](TokenCachePersistenceOptions::use_kernel_keyring)):
+///   a `KernelKeyringPersistence` at the cache path after its probe passed (a key of a
+///   unique name added, read back and unlinked), with the Secret Service's typed reason
+///   logged at info level. A Secret Service that is there but refuses (a locked
+///   keyring) is reported, not bypassed: a second store would split the cache.
 /// - macOS (feature `keychain`): a [`KeychainPersistence`](crate::platform) item with
 ///   [`keychain_account`](TokenCachePersistenceOptions::keychain_account), after its
 ///   validation probe passed.
@@ -143,9 +157,29 @@ pub fn persistence_for(
     Ok(Some(Box::new(FilePersistence::new(path)?)))
 }
 
-/// The platform's secure storage for the cache at `path`, once its probe passed.
-#[cfg(all(target_os = "linux", feature = "secret-service"))]
+/// Linux: the Secret Service once its probe passed; where none is reachable, the kernel
+/// keyring once its probe passed.
+#[cfg(all(
+    target_os = "linux",
+    any(feature = "secret-service", feature = "kernel-keyring")
+))]
 fn secure_persistence(
+    options: &TokenCachePersistenceOptions,
+    path: &std::path::Path,
+) -> Result<Box<dyn CachePersistence>> {
+    let cause = match secret_service_persistence(options, path) {
+        Ok(secure) => return Ok(secure),
+        Err(cause) => cause,
+    };
+    if cause.kind() != ErrorKind::StorageUnavailable || !options.use_kernel_keyring {
+        return Err(cause);
+    }
+    kernel_keyring_persistence(path, cause)
+}
+
+/// The Secret Service item, after its validation probe (a separate item).
+#[cfg(all(target_os = "linux", feature = "secret-service"))]
+fn secret_service_persistence(
     options: &TokenCachePersistenceOptions,
     path: &std::path::Path,
 ) -> Result<Box<dyn CachePersistence>> {
@@ -155,6 +189,51 @@ fn secure_persistence(
     }
     secure.validate()?;
     Ok(Box::new(secure))
+}
+
+#[cfg(all(target_os = "linux", not(feature = "secret-service")))]
+fn secret_service_persistence(
+    _options: &TokenCachePersistenceOptions,
+    _path: &std::path::Path,
+) -> Result<Box<dyn CachePersistence>> {
+    Err(Error::new(
+        ErrorKind::StorageUnavailable,
+        "this build has no Secret Service backend (feature secret-service)",
+    ))
+}
+
+/// The kernel-keyring file, after its probe; `cause` is why the Secret Service is not
+/// used, logged on success and kept in the error on failure.
+#[cfg(all(target_os = "linux", feature = "kernel-keyring"))]
+fn kernel_keyring_persistence(
+    path: &std::path::Path,
+    cause: Error,
+) -> Result<Box<dyn CachePersistence>> {
+    let secure = crate::KernelKeyringPersistence::new(path)?;
+    match secure.validate() {
+        Ok(()) => {
+            tracing::info!(
+                path = %path.display(),
+                reason = %cause,
+                reason_kind = cause.kind().as_str(),
+                "no Secret Service reachable; keeping the token cache encrypted under a key in the kernel keyring"
+            );
+            Ok(Box::new(secure))
+        }
+        Err(err) => Err(Error::with_source(
+            err.kind(),
+            format!("{cause}; and the kernel keyring is unusable: {err}"),
+            cause,
+        )),
+    }
+}
+
+#[cfg(all(target_os = "linux", not(feature = "kernel-keyring")))]
+fn kernel_keyring_persistence(
+    _path: &std::path::Path,
+    cause: Error,
+) -> Result<Box<dyn CachePersistence>> {
+    Err(cause)
 }
 
 /// No secure backend in this build for this platform.
@@ -181,7 +260,10 @@ fn secure_persistence(
 }
 
 #[cfg(not(any(
-    all(target_os = "linux", feature = "secret-service"),
+    all(
+        target_os = "linux",
+        any(feature = "secret-service", feature = "kernel-keyring")
+    ),
     all(target_os = "macos", feature = "keychain"),
     all(windows, feature = "dpapi")
 )))]

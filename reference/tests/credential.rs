@@ -378,6 +378,59 @@ async fn a_corrupt_cache_is_kept_aside_and_replaced() {
     }
 }
 
+/// A kernel-keyring cache whose ciphertext was changed: the persistence says
+/// CorruptData, and the credential keeps the file aside and caches again, instead of
+/// meeting the same error on every request.
+#[cfg(all(target_os = "linux", feature = "kernel-keyring"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecryptable_cache_file_is_kept_aside_and_caching_resumes() {
+    use identity_cache_persistence::{CachePersistence, ErrorKind, KernelKeyringPersistence};
+
+    let server = TokenServer::start(3600, Duration::ZERO);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join(format!(
+        "tampered-{}-{:x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let persistence = KernelKeyringPersistence::new(&cache).expect("path");
+    persistence.save(b"{}").expect("save");
+    let mut stored = std::fs::read(&cache).expect("read");
+    let at = stored.len() - 3; // in the tag: still base64url, no longer the tag
+    stored[at] = if stored[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&cache, &stored).expect("tamper");
+    assert_eq!(
+        persistence.load().expect_err("tampered").kind(),
+        ErrorKind::CorruptData
+    );
+
+    let credential = PersistentTokenCredential::with_persistence(
+        Arc::new(ClientCredentials {
+            authority: server.authority(),
+        }),
+        CacheIdentity::new(CLIENT, TENANT).with_authority_host(server.authority()),
+        Box::new(persistence.clone()),
+        Quarantine::beside(&cache),
+    );
+    let token = credential.get_token(&[SCOPE], None).await.expect("token");
+    let again = credential.get_token(&[SCOPE], None).await.expect("token");
+    assert_eq!(token.token.secret(), again.token.secret(), "cached again");
+    assert_eq!(server.requests(), 1, "the second request was a cache hit");
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+        .map(|e| std::fs::read(e.path()).expect("read"))
+        .collect();
+    assert_eq!(
+        kept,
+        vec![stored],
+        "the tampered file is kept aside as it was"
+    );
+    assert!(persistence.load().expect("readable").is_some());
+    persistence.remove_key().expect("unlink the test key");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_contain_secrets() {
     let logs = support::logs::captured();

@@ -8,12 +8,15 @@ use identity_cache_persistence::{
 /// Options for a cache in `dir` whose secure storage is unusable: on Linux its D-Bus
 /// address names a socket that does not exist, so the Secret Service probe fails as it
 /// does on a machine without a session bus, and the developer's real keyring is never
-/// touched. (tests/secret_service.rs covers the cases with a real keyring.)
+/// touched, and the kernel keyring is not used. (tests/secret_service.rs covers the cases
+/// with a real keyring, tests/kernel_keyring.rs the kernel keyring.)
 fn options_in(dir: &std::path::Path) -> TokenCachePersistenceOptions {
     TokenCachePersistenceOptions {
         enabled: true,
         directory: Some(dir.to_path_buf()),
         dbus_address: Some(format!("unix:path={}", dir.join("no-bus").display())),
+        // The kernel keyring would be the secure storage here: tests/kernel_keyring.rs.
+        use_kernel_keyring: false,
         ..Default::default()
     }
 }

@@ -597,6 +597,9 @@ fn options(dir: &std::path::Path, address: &str) -> TokenCachePersistenceOptions
         name: "msal.cache.nocae".into(),
         directory: Some(dir.to_path_buf()),
         dbus_address: Some(address.to_owned()),
+        // These tests are about the Secret Service and the plaintext opt-in; where no
+        // Secret Service answers, the kernel keyring would step in (tests/kernel_keyring.rs).
+        use_kernel_keyring: false,
         ..Default::default()
     }
 }

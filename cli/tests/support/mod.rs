@@ -38,6 +38,8 @@ pub fn command(dir: &Path) -> Command {
         .arg("--dir")
         .arg(dir)
         .env_remove("IDENTITY_CACHE_DIR")
+        // The Secret Service findings as such; tests of the kernel keyring remove it.
+        .env("IDENTITY_CACHE_NO_KERNEL_KEYRING", "true")
         .env(
             "DBUS_SESSION_BUS_ADDRESS",
             format!("unix:path={}/no-bus", dir.display()),

@@ -14,7 +14,8 @@ use azure_core::{
 
 use super::{blocking, identity::CacheIdentity};
 use crate::{
-    CachePersistence, CachePlugin, DetachedAccess, TokenCachePersistenceOptions, persistence_for,
+    CacheAccess, CachePersistence, CachePlugin, DetachedAccess, ErrorKind,
+    TokenCachePersistenceOptions, persistence_for,
     token_cache::{
         AccessTokenEntry, AccessTokenQuery, AppMetadataEntry, Quarantine, Secret,
         TokenCacheDocument, decode_or_recover,
@@ -52,7 +53,9 @@ const SLOW_LOCK_WAIT: Duration = Duration::from_millis(100);
 /// The cache never makes a token request fail: when it cannot be locked, read or saved,
 /// the failure is logged at warning level and the inner credential's answer is returned.
 /// A corrupt cache is kept aside (see
-/// [`decode_or_recover`](crate::token_cache::decode_or_recover)) and replaced.
+/// [`decode_or_recover`](crate::token_cache::decode_or_recover)) and replaced; so is a
+/// stored file that the persistence cannot read back (`CorruptData`, e.g. an encrypted
+/// file that was tampered with), see [`Quarantine::set_aside_stored_file`].
 ///
 /// The lock and the storage calls block, so they run on threads of their own, never on
 /// the async executor: the wrapper works on any runtime.
@@ -231,7 +234,7 @@ impl Shared {
     fn lookup(&self, scopes: &[String]) -> Lookup {
         let scope_list = scopes.join(" ");
         let started = Instant::now();
-        let access = match self.plugin.begin() {
+        let access = match self.begin() {
             Ok(access) => access,
             Err(error) => {
                 tracing::warn!(%error, scopes = %scope_list, "token cache unusable; asking the credential");
@@ -284,6 +287,63 @@ impl Shared {
             document,
             writable,
         })
+    }
+
+    /// The plugin's `begin`; when the stored cache cannot be read back (`CorruptData`: an
+    /// encrypted file that does not decrypt, e.g. tampered with), the file is kept aside
+    /// as a corrupt document is and `begin` is tried once more, on an empty cache. Without
+    /// this, every later token request would meet the same error and none would be cached.
+    fn begin(&self) -> crate::Result<CacheAccess<'_, Box<dyn CachePersistence>>> {
+        match self.plugin.begin() {
+            Err(error) if error.kind() == ErrorKind::CorruptData => {
+                if self.set_aside_unreadable(&error) {
+                    self.plugin.begin()
+                } else {
+                    Err(error)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Under the cache lock, and only if the stored data still cannot be read (a peer may
+    /// have saved over it since), moves the cache file aside. Whether it did.
+    fn set_aside_unreadable(&self, error: &crate::Error) -> bool {
+        let persistence = self.plugin.persistence();
+        let guard = match persistence
+            .lock(CachePlugin::<Box<dyn CachePersistence>>::DEFAULT_LOCK_WAIT)
+        {
+            Ok(guard) => guard,
+            Err(lock_error) => {
+                tracing::warn!(%error, %lock_error, "the token cache cannot be read and could not be locked to keep it aside");
+                return false;
+            }
+        };
+        if !matches!(persistence.load(), Err(e) if e.kind() == ErrorKind::CorruptData) {
+            // Readable now: a peer replaced it. The retried begin reads it.
+            return true;
+        }
+        let moved = self.quarantine.set_aside_stored_file();
+        drop(guard);
+        match moved {
+            Ok(Some(kept_at)) => {
+                tracing::warn!(
+                    %error,
+                    kept_at = %kept_at.display(),
+                    "the stored token cache cannot be read; kept it aside and starting with an empty cache"
+                );
+                true
+            }
+            Ok(None) => false,
+            Err(io_error) => {
+                tracing::error!(
+                    %error,
+                    %io_error,
+                    "the stored token cache cannot be read and could not be kept aside; leaving it untouched"
+                );
+                false
+            }
+        }
     }
 
     /// Adds `entry` to the document of `miss`, saves it and releases the lock.

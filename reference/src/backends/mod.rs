@@ -8,11 +8,16 @@
 //!   store, and the DPAPI-encrypted file.
 //! - `secret_service`: the Secret Service item as a store of that composition, and which
 //!   item a cache is in each SDK's layout.
+//! - `kernel_keyring` (Linux, feature `kernel-keyring`): the blob in an AES-256-GCM JWE
+//!   file, its key in the user's persistent kernel keyring; for Linux without a Secret
+//!   Service.
 //! - `redis` (feature `redis`): the blob and its lock on a Redis server.
 //! - `keyring_store` (feature `keyring-core`): any `keyring-core` credential store as a
 //!   store of the secure-store composition.
 
 pub(crate) mod file;
+#[cfg(all(target_os = "linux", feature = "kernel-keyring"))]
+pub(crate) mod kernel_keyring;
 #[cfg(feature = "keyring-core")]
 pub(crate) mod keyring_store;
 pub mod platform;

@@ -85,6 +85,49 @@ impl Quarantine {
     }
 }
 
+impl Quarantine {
+    /// Moves the file at the cache path aside, under the name [`keep`](Self::keep) gives,
+    /// for a persistence whose stored data is that file and cannot be read back (a
+    /// ciphertext that does not decrypt: `CorruptData` from `load`). Returns where it
+    /// went, or `Ok(None)` when there is nothing to move: no quarantine location, no
+    /// file, an empty file or not a regular file (a keyring backend's marker, whose
+    /// stored data is elsewhere and is not this function's to move).
+    ///
+    /// The caller holds the cache lock, so no peer's save is moved aside. The file is
+    /// linked under the new name before the cache path is removed: it is never lost.
+    pub fn set_aside_stored_file(&self) -> io::Result<Option<PathBuf>> {
+        let Some(cache_path) = &self.cache_path else {
+            return Ok(None);
+        };
+        match fs::symlink_metadata(cache_path) {
+            Ok(meta) if meta.is_file() && meta.len() > 0 => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for attempt in 0..100u32 {
+            let mut name = cache_path.as_os_str().to_owned();
+            name.push(format!("{KEPT_INFIX}{stamp}"));
+            if attempt > 0 {
+                name.push(format!("-{attempt}"));
+            }
+            let kept = PathBuf::from(name);
+            match fs::hard_link(cache_path, &kept) {
+                Ok(()) => {
+                    fs::remove_file(cache_path)?;
+                    return Ok(Some(kept));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("no free quarantine name"))
+    }
+}
+
 #[cfg(unix)]
 fn create_private(path: &Path) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -230,6 +273,29 @@ mod tests {
             let mode = fs::metadata(&a).expect("stat").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+    }
+
+    #[test]
+    fn an_unreadable_stored_file_is_moved_aside_whole_and_markers_are_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = dir.path().join("msal.cache");
+        let q = Quarantine::beside(&cache);
+        assert_eq!(q.set_aside_stored_file().expect("no file"), None);
+        fs::write(&cache, b"").expect("marker");
+        assert_eq!(q.set_aside_stored_file().expect("empty"), None);
+        assert!(cache.exists(), "an empty marker stays");
+        fs::write(&cache, b"ciphertext").expect("write");
+        let first = q.set_aside_stored_file().expect("move").expect("moved");
+        assert!(!cache.exists());
+        fs::write(&cache, b"again").expect("write");
+        let second = q.set_aside_stored_file().expect("move").expect("moved");
+        assert_ne!(first, second, "never replaces a kept copy");
+        assert_eq!(fs::read(&first).expect("read"), b"ciphertext");
+        assert_eq!(fs::read(&second).expect("read"), b"again");
+        assert_eq!(
+            Quarantine::nowhere().set_aside_stored_file().expect("ok"),
+            None
+        );
     }
 
     #[test]
