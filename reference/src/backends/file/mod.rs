@@ -333,3 +333,14 @@ fn change_token(meta: &fs::Metadata) -> ChangeToken {
         nanos(meta.created())
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_file_name_is_in_the_current_directory() {
+        assert_eq!(directory_of(Path::new("msal.cache")), Path::new("."));
+        assert_eq!(directory_of(Path::new("/d/msal.cache")), Path::new("/d"));
+    }
+}

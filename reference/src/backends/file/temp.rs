@@ -105,4 +105,31 @@ mod tests {
             Some(12)
         );
     }
+
+    /// A killed save's temporary file is removed; a running writer's (this process's) and
+    /// files that are not ours stay.
+    #[cfg(unix)]
+    #[test]
+    fn the_sweep_removes_only_files_of_writers_that_no_longer_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = dir.path().join("msal.cache");
+        // A pid that ran and has exited.
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("true runs");
+        let dead = child.id();
+        child.wait().expect("true exits");
+        let orphan = dir
+            .path()
+            .join(format!(".msal.cache.{dead}-0123456789abcdef.tmp"));
+        let ours = path_for(&cache, dir.path());
+        let foreign = dir.path().join(".other.1-0123456789abcdef.tmp");
+        for file in [&orphan, &ours, &foreign] {
+            fs::write(file, b"copy").expect("write");
+        }
+        remove_orphans(&cache, dir.path());
+        assert!(!orphan.exists(), "the killed writer's file is removed");
+        assert!(ours.exists(), "a running writer's file stays");
+        assert!(foreign.exists(), "a file that is not ours stays");
+    }
 }
