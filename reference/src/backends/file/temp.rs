@@ -95,6 +95,9 @@ mod tests {
             "msal.cache",
             "msal.cache.lockfile",
             ".msal.cache.12-xyz.tmp",
+            // Hex but short, and long enough but not hex: both halves of the rule count.
+            ".msal.cache.12-0123.tmp",
+            ".msal.cache.12-xyzxyzxyzxyzxyzx.tmp",
             ".msal.cache.nocae.12-0123456789abcdef.tmp",
             ".other.12-0123456789abcdef.tmp",
         ] {
