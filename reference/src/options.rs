@@ -191,7 +191,11 @@ fn secret_service_persistence(
     Ok(Box::new(secure))
 }
 
-#[cfg(all(target_os = "linux", not(feature = "secret-service")))]
+#[cfg(all(
+    target_os = "linux",
+    not(feature = "secret-service"),
+    feature = "kernel-keyring"
+))]
 fn secret_service_persistence(
     _options: &TokenCachePersistenceOptions,
     _path: &std::path::Path,
@@ -228,7 +232,11 @@ fn kernel_keyring_persistence(
     }
 }
 
-#[cfg(all(target_os = "linux", not(feature = "kernel-keyring")))]
+#[cfg(all(
+    target_os = "linux",
+    not(feature = "kernel-keyring"),
+    feature = "secret-service"
+))]
 fn kernel_keyring_persistence(
     _path: &std::path::Path,
     cause: Error,

@@ -129,6 +129,19 @@ fn under_fault<T: Send + 'static>(
     Ok(result)
 }
 
+/// Saves a small blob in a fresh namespace, then runs `op` (`what`, for messages) on the
+/// handle with `fault` in force (see [`under_fault`]).
+fn stored_then_under_fault<T: Send + 'static>(
+    ctx: &Ctx,
+    fault: Fault,
+    what: &str,
+    op: impl FnOnce(&dyn identity_cache_persistence::CachePersistence) -> T + Send + 'static,
+) -> Result<T, Stop> {
+    let (ns, p) = ctx.fresh()?;
+    check::setup_save(&*p, b"{\"stored before the fault\": true}", "original blob")?;
+    under_fault(ctx, &ns, fault, what, move || op(&*p))
+}
+
 /// Injects `fault` through the factory's hook; a hook the factory lacks makes the case skip.
 fn inject(ctx: &Ctx, ns: &crate::Namespace, fault: Fault) -> Result<(), Stop> {
     match ctx.factory().inject_fault(ns, fault) {
@@ -187,12 +200,7 @@ pub fn storage_unavailable_kind(ctx: &Ctx) -> Result<(), Stop> {
 
 /// Storage unreachable: a load is an error, not "nothing stored".
 pub fn storage_unavailable_load_kind(ctx: &Ctx) -> Result<(), Stop> {
-    let (ns, p) = ctx.fresh()?;
-    check::setup_save(&*p, b"{\"stored before the fault\": true}", "original blob")?;
-    let loader = std::sync::Arc::clone(&p);
-    let result = under_fault(ctx, &ns, Fault::StorageUnavailable, "load", move || {
-        loader.load()
-    })?;
+    let result = stored_then_under_fault(ctx, Fault::StorageUnavailable, "load", |p| p.load())?;
     check::kind(
         ctx,
         result.map(|o| o.map(|b| blob::describe(&b))),
@@ -204,12 +212,8 @@ pub fn storage_unavailable_load_kind(ctx: &Ctx) -> Result<(), Stop> {
 /// Storage unreachable: a change token is never `None` for a stored blob. A token (a
 /// store that keeps it apart from the blob) or `StorageUnavailable` are both right.
 pub fn storage_unavailable_version_kind(ctx: &Ctx) -> Result<(), Stop> {
-    let (ns, p) = ctx.fresh()?;
-    check::setup_save(&*p, b"{\"stored before the fault\": true}", "original blob")?;
-    let reader = std::sync::Arc::clone(&p);
-    let result = under_fault(ctx, &ns, Fault::StorageUnavailable, "version", move || {
-        reader.version()
-    })?;
+    let result =
+        stored_then_under_fault(ctx, Fault::StorageUnavailable, "version", |p| p.version())?;
     match result {
         Ok(Some(_)) => Ok(()),
         Err(e) if e.kind() == ErrorKind::StorageUnavailable => Ok(()),
@@ -236,12 +240,7 @@ pub fn access_denied_kind(ctx: &Ctx) -> Result<(), Stop> {
 
 /// Access refused: a delete fails, rather than saying nothing was stored.
 pub fn access_denied_delete_kind(ctx: &Ctx) -> Result<(), Stop> {
-    let (ns, p) = ctx.fresh()?;
-    check::setup_save(&*p, b"{\"stored before the fault\": true}", "original blob")?;
-    let deleter = std::sync::Arc::clone(&p);
-    let result = under_fault(ctx, &ns, Fault::AccessDenied, "delete", move || {
-        deleter.delete()
-    })?;
+    let result = stored_then_under_fault(ctx, Fault::AccessDenied, "delete", |p| p.delete())?;
     check::kind(
         ctx,
         result,
