@@ -155,7 +155,7 @@ pub(super) fn probe(path: &Path, remove: bool) -> io::Result<Probe> {
 
 /// Opens an existing lock file for reading. Never creates, and never blocks on a FIFO
 /// someone put there.
-fn open_existing(path: &Path) -> io::Result<File> {
+pub(super) fn open_existing(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]

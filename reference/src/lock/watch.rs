@@ -45,6 +45,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::stale::open_existing;
+
 /// How long a waiter blocks before it looks at the lock path again, although no release
 /// woke it. The wake-up is what makes hand-off fast; this look is the safety net for
 /// what the OS lock does not tell: a lock file replaced under a holder that keeps the OS
@@ -100,7 +102,7 @@ struct State {
 pub(super) fn until_released(key: &Path, path: &Path, until: Instant) -> Waited {
     // The file must be opened here, not in the helper: the waiter must know that it
     // waits on the file it just saw held, and the helper cannot fail on its behalf.
-    let Ok(file) = open(path) else {
+    let Ok(file) = open_existing(path) else {
         return Waited::No;
     };
     let Ok(id) = file.metadata().map(|meta| (meta.dev(), meta.ino())) else {
@@ -195,21 +197,6 @@ fn serve(watch: &Watch) {
         drop(file);
         state = lock(&watch.state);
     }
-}
-
-/// Opens the existing lock file for reading; never creates, never blocks on a FIFO.
-fn open(path: &Path) -> io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the lock path is not a regular file",
-        ));
-    }
-    Ok(file)
 }
 
 /// The watch of one lock path; one per path for the life of the process, as the slots
