@@ -365,12 +365,7 @@ async fn a_corrupt_cache_is_kept_aside_and_replaced() {
             again.token.secret(),
             "the replaced cache works"
         );
-        let kept: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("dir")
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
-            .map(|e| std::fs::read(e.path()).expect("read"))
-            .collect();
+        let kept = support::quarantine::kept_aside(dir.path());
         assert!(
             kept.iter().any(|k| k == corrupt),
             "the corrupt bytes are kept aside"
@@ -416,12 +411,7 @@ async fn an_undecryptable_cache_file_is_kept_aside_and_caching_resumes() {
     let again = credential.get_token(&[SCOPE], None).await.expect("token");
     assert_eq!(token.token.secret(), again.token.secret(), "cached again");
     assert_eq!(server.requests(), 1, "the second request was a cache hit");
-    let kept: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
-        .map(|e| std::fs::read(e.path()).expect("read"))
-        .collect();
+    let kept = support::quarantine::kept_aside(dir.path());
     assert_eq!(
         kept,
         vec![stored],

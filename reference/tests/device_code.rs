@@ -504,12 +504,7 @@ fn a_corrupt_cache_is_kept_aside_and_leads_to_a_prompt() {
     std::fs::write(dir.path().join("msal.cache"), corrupt).expect("write");
     let run = run_worker(&authority, dir.path());
     assert!(run.prompted, "nothing usable in the cache: a sign-in");
-    let kept: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
-        .map(|e| std::fs::read(e.path()).expect("read"))
-        .collect();
+    let kept = support::quarantine::kept_aside(dir.path());
     assert_eq!(
         kept,
         vec![corrupt.to_vec()],

@@ -3,4 +3,5 @@
 
 pub mod authority;
 pub mod logs;
+pub mod quarantine;
 pub mod worker;
