@@ -25,13 +25,16 @@
 //! `O_EXCL` and its content written after its OS lock.
 
 #[cfg(unix)]
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::{
     fs::{File, OpenOptions},
     io,
     path::Path,
     sync::{Arc, OnceLock},
 };
+
+#[cfg(unix)]
+use super::lock;
 
 #[cfg(unix)]
 use crate::backends::file::{directory_of, temp};
@@ -217,13 +220,6 @@ pub(super) fn lock_file_content() -> String {
             .unwrap_or_else(|_| "rust".to_owned())
     });
     format!("{} {exe}", std::process::id())
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked: every update
-/// here is a single assignment.
-#[cfg(unix)]
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(all(test, unix))]

@@ -15,9 +15,11 @@
 use std::{
     collections::{HashMap, VecDeque},
     path::{Path, PathBuf},
-    sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError},
+    sync::{Arc, Condvar, Mutex, OnceLock},
     time::{Duration, Instant},
 };
+
+use super::lock;
 
 /// The slot of one lock path: who holds it, who queues, and fairness state.
 #[derive(Debug, Default)]
@@ -162,12 +164,6 @@ fn slot_for(key: &Path) -> Arc<Slot> {
     static SLOTS: OnceLock<Mutex<HashMap<PathBuf, Arc<Slot>>>> = OnceLock::new();
     let mut slots = lock(SLOTS.get_or_init(Default::default));
     Arc::clone(slots.entry(key.to_path_buf()).or_default())
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked: every update
-/// here is a single assignment.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -168,6 +168,15 @@ use queue::Queue;
 use stale::Probe;
 use wake::{POLL_MAX_FIRST, Pause};
 
+/// Locks a mutex of this module's in-process state, also after a panic elsewhere: every
+/// update of that state is a few plain assignments that cannot panic, so it stays
+/// consistent.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A lock file shared with the MSAL extensions of the other SDKs.
 ///
 /// Cheap to create and clone; it touches nothing until [`acquire`](FileLock::acquire).

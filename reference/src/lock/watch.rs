@@ -41,9 +41,11 @@ use std::{
     io,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError},
+    sync::{Arc, Condvar, Mutex, OnceLock, PoisonError},
     time::{Duration, Instant},
 };
+
+use super::lock;
 
 use super::stale::open_existing;
 
@@ -205,12 +207,6 @@ fn watch_for(key: &Path) -> Arc<Watch> {
     static WATCHES: OnceLock<Mutex<HashMap<PathBuf, Arc<Watch>>>> = OnceLock::new();
     let mut watches = lock(WATCHES.get_or_init(Default::default));
     Arc::clone(watches.entry(key.to_path_buf()).or_default())
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked: every update here
-/// is a few plain assignments that cannot panic.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
