@@ -6,7 +6,7 @@ use std::{
     io::{self, Write},
     process::{Child, ChildStdin, Command, ExitStatus, Stdio},
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc::{self, RecvTimeoutError, Sender},
     },
@@ -20,6 +20,7 @@ use identity_cache_persistence::{
 
 use crate::factory::{Namespace, Worker};
 
+use super::lock;
 use super::{
     lines::{LineRead, read_line},
     message::{
@@ -950,12 +951,6 @@ fn shell_line(line: &str) -> String {
         }
         _ => line.to_owned(),
     }
-}
-
-/// Locks a mutex, also when another thread panicked while holding it: the protected state
-/// (pipes, child handle) stays consistent at every await point.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -18,6 +18,15 @@ mod server;
 pub(crate) mod stderr;
 mod worker;
 
+/// Locks a mutex, also after another thread panicked while holding it: the state the
+/// protocol's mutexes guard (pipes, child handles, handle and lock maps) is updated in
+/// steps that leave it consistent.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub use client::{ClientOptions, NoAnswer, ProcessPlugin};
 pub use message::PROTOCOL_VERSION;
 pub use server::{ServerInfo, serve, serve_with};

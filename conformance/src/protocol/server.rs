@@ -3,7 +3,7 @@
 use std::{
     collections::HashMap,
     io::{self, BufRead, Write},
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex},
     thread,
     time::Duration,
 };
@@ -12,6 +12,7 @@ use identity_cache_persistence::{CachePersistence, Error, ErrorKind, LockGuard, 
 
 use crate::factory::Namespace;
 
+use super::lock;
 use super::{
     lines::{LineRead, read_line},
     message::{
@@ -172,11 +173,6 @@ fn write_line(output: &Mutex<impl Write>, line: &str) -> io::Result<()> {
     output.write_all(line.as_bytes())?;
     output.write_all(b"\n")?;
     output.flush()
-}
-
-/// Locks a mutex, also after a panic elsewhere: the maps it guards stay consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The key of the handle of `hello` in [`Session::handles`]; `open` hands out `H1`, `H2`, ...

@@ -16,6 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::lock;
+
 /// Lines kept, oldest dropped first: enough for every case of a run to find its own lines
 /// (a case checks right after its plugins exit), bounded for plugins that log a lot.
 const KEPT_LINES: usize = 100_000;
@@ -35,7 +37,7 @@ static LOG: Mutex<Log> = Mutex::new(Log {
 });
 
 fn log() -> std::sync::MutexGuard<'static, Log> {
-    LOG.lock().unwrap_or_else(PoisonError::into_inner)
+    lock(&LOG)
 }
 
 /// A position in the log: [`since`] returns what was appended after it.
@@ -87,7 +89,7 @@ impl Reader {
                     line.clear();
                 }
                 let (finished, wake) = &*signal;
-                *finished.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                *lock(finished) = true;
                 wake.notify_all();
             })?;
         Ok(Reader { done })
@@ -99,7 +101,7 @@ impl Reader {
     pub fn finish(&self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         let (finished, wake) = &*self.done;
-        let mut finished = finished.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut finished = lock(finished);
         while !*finished {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

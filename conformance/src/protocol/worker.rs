@@ -16,7 +16,7 @@ use std::{
     path::PathBuf,
     process::Command,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -28,6 +28,7 @@ use crate::{
     factory::{Fault, Namespace, PluginFactory, Worker, WorkerLauncher},
 };
 
+use super::lock;
 use super::{
     client::{ClientOptions, ProcessPlugin, WeakProcess},
     server::{ServerInfo, serve_with},
@@ -223,7 +224,7 @@ impl PluginFactory for ExecFactory {
     }
 
     fn create(&self, ns: &Namespace) -> Result<Box<dyn CachePersistence>> {
-        let homes = || self.homes.lock().unwrap_or_else(PoisonError::into_inner);
+        let homes = || lock(&self.homes);
         let case = ns.dir.parent().unwrap_or(&ns.dir).to_path_buf();
         // Not opened under the lock: cases run in parallel, and each waits for its own.
         let home = homes().get(&case).cloned();
