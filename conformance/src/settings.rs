@@ -53,11 +53,6 @@ impl EnvSettings {
                     .map_err(|v| format!("{name}={v:?} is not UTF-8")),
             }
         };
-        let number = |name: &str| -> Result<Option<u64>, String> {
-            text(name)?
-                .map(|v| parse(name, &v, "a non-negative integer"))
-                .transpose()
-        };
         let thorough = match text(THOROUGH)?.as_deref() {
             None | Some("0" | "false" | "no") => false,
             Some("1" | "true" | "yes") => true,
@@ -68,7 +63,9 @@ impl EnvSettings {
             }
         };
         Ok(EnvSettings {
-            seed: number(SEED)?,
+            seed: text(SEED)?
+                .map(|v| parse(SEED, &v, "a non-negative integer"))
+                .transpose()?,
             cases: text(CASES)?
                 .map(|v| parse(CASES, &v, "a case count (up to 4294967295)"))
                 .transpose()?,
