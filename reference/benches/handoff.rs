@@ -2,12 +2,14 @@
 //! moment a process already waiting holds the lock. Ours (`FileLock`) next to the baseline
 //! of a blocking `flock` on an open file, whose waiter the kernel wakes directly, measured
 //! in the same run. Targets: median at most 3 times the baseline's, 99th percentile at most
-//! 5 times. Then each step of one hand-off timed alone (`support/handoff_steps.rs`), to show where
-//! the time goes.
+//! 5 times. Then as many hand-offs of ours again, profiled step by step inside each
+//! (`support/handoff_profile.rs`), to show where the time goes; the recording is only on for
+//! those, so that it costs the timed rounds nothing.
 //!
 //! The bench binary is its own holder process: with `HANDOFF_WORKER` set it takes the lock
-//! when told to, and on "release" prints the wall-clock time of its release. Both processes
-//! run on one machine, so their wall clocks agree to well under the latencies measured.
+//! when told to, and on "release" prints the wall-clock time of its release (and, when
+//! profiled, the times of its release's steps). Both processes run on one machine, so their
+//! wall clocks agree to well under the latencies measured.
 
 use std::{
     fs::File,
@@ -20,9 +22,8 @@ use std::{
 
 use identity_cache_persistence::lock::FileLock;
 
-#[cfg(unix)]
-#[path = "support/handoff_steps.rs"]
-mod steps;
+#[path = "support/handoff_profile.rs"]
+mod profile;
 
 const ROUNDS: usize = 200;
 /// How long the waiter waits before the holder releases, so that it is really waiting.
@@ -38,14 +39,20 @@ fn main() {
         return; // `cargo test --benches` lists benches; there is nothing to list.
     }
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
-    let ours = measure("ours", &dir.path().join("msal.cache.lockfile"));
-    let flock = measure("flock", &dir.path().join("baseline.flock"));
+    let ours = measure("ours", &dir.path().join("msal.cache.lockfile")).0;
+    let flock = measure("flock", &dir.path().join("baseline.flock")).0;
+    profile::install();
+    let (profiled, rounds) = measure("profile", &dir.path().join("profiled.cache.lockfile"));
     println!(
         "RESULT lock hand-off between two processes ({ROUNDS} rounds): FileLock median {:?}, p99 {:?}; \
          baseline blocking flock median {:?}, p99 {:?}",
         ours.0, ours.1, flock.0, flock.1
     );
-    print_steps(dir.path(), flock.0, ours.0);
+    println!(
+        "RESULT hand-off, step by step inside {ROUNDS} profiled hand-offs (median since the step before, and since the release): {}; acquire returned at {:?} (median of these rounds)",
+        profile::report(&rounds),
+        profiled.0,
+    );
     // Machine-readable, for ci/bench_report.py.
     for (name, value) in [
         ("handoff.ours.median_ns", ours.0),
@@ -57,38 +64,18 @@ fn main() {
     }
 }
 
-/// Where the time of one hand-off goes: each step on its own, and the kernel's wake-up
-/// (step 3) is the baseline's median.
-#[cfg(unix)]
-fn print_steps(dir: &Path, flock: Duration, ours: Duration) {
-    let steps = steps::steps(dir);
-    let mut profile: Vec<String> = steps
-        .iter()
-        .map(|(step, d)| format!("{step} {d:?}"))
-        .collect();
-    profile.insert(
-        2,
-        format!("3. kernel wakes the helper (blocking flock baseline) {flock:?}"),
-    );
-    let sum: Duration = steps.iter().map(|(_, d)| *d).sum::<Duration>() + flock;
-    println!(
-        "RESULT hand-off, step by step (medians of each step alone, same run): {}; sum {sum:?} against the measured median {ours:?}",
-        profile.join("; "),
-    );
-}
-
-/// The steps are Unix system calls (see `support/handoff_steps.rs`).
-#[cfg(not(unix))]
-fn print_steps(_dir: &Path, _flock: Duration, _ours: Duration) {}
-
 fn now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
 }
 
-/// Median and 99th percentile of the hand-off latency.
-fn measure(kind: &str, path: &Path) -> (Duration, Duration) {
+/// The steps of one profiled hand-off: the release time and the marks of both processes.
+type Round = (u128, Vec<(&'static str, u128)>);
+
+/// Median and 99th percentile of the hand-off latency, and each round's steps when
+/// profiled.
+fn measure(kind: &str, path: &Path) -> ((Duration, Duration), Vec<Round>) {
     let mut child = Command::new(std::env::current_exe().expect("exe"))
         .env("HANDOFF_WORKER", kind)
         .env("HANDOFF_PATH", path)
@@ -99,6 +86,7 @@ fn measure(kind: &str, path: &Path) -> (Duration, Duration) {
     let mut to = child.stdin.take().expect("stdin");
     let mut from = BufReader::new(child.stdout.take().expect("stdout"));
     let mut latencies = Vec::with_capacity(ROUNDS);
+    let mut rounds = Vec::new();
     // One lock value for all rounds, as a program keeps its `FilePersistence`: what is
     // set up once per value (the guard file's open) is not part of a hand-off.
     let lock = Arc::new(Lock::new(kind, path));
@@ -110,21 +98,36 @@ fn measure(kind: &str, path: &Path) -> (Duration, Duration) {
             std::thread::spawn(move || {
                 let held = lock.take();
                 let at = now();
+                // This process's steps, its own release's excluded.
+                let marks = profile::take();
                 drop(held);
-                at
+                (at, marks)
             })
         };
         std::thread::sleep(SETTLE);
         say(&mut to, "release");
-        let released: u128 = expect_line(&mut from).trim().parse().expect("nanos");
-        let acquired = waiter.join().expect("waiter").as_nanos();
+        let answer = expect_line(&mut from);
+        let mut answer = answer.trim().splitn(2, ' ');
+        let released: u128 = answer.next().unwrap_or("").parse().expect("nanos");
+        let (acquired, mut marks) = waiter.join().expect("waiter");
+        let acquired = acquired.as_nanos();
+        marks.extend(profile::decode(answer.next().unwrap_or("")));
+        rounds.push((released, marks));
         latencies.push(Duration::from_nanos(
             u64::try_from(acquired.saturating_sub(released)).unwrap_or(u64::MAX),
         ));
     }
     finish(child, to);
     latencies.sort();
-    (latencies[ROUNDS / 2], latencies[ROUNDS * 99 / 100])
+    let rounds = if kind == "profile" {
+        rounds
+    } else {
+        Vec::new()
+    };
+    (
+        (latencies[ROUNDS / 2], latencies[ROUNDS * 99 / 100]),
+        rounds,
+    )
 }
 
 /// A lock of either kind, set up once.
@@ -136,7 +139,7 @@ enum Lock {
 impl Lock {
     fn new(kind: &str, path: &Path) -> Lock {
         match kind {
-            "ours" => Lock::Ours(FileLock::new(path)),
+            "ours" | "profile" => Lock::Ours(FileLock::new(path)),
             _ => Lock::Flock(path.to_owned()),
         }
     }
@@ -165,11 +168,16 @@ fn holder(kind: &str, path: &Path) {
     let mut lines = stdin.lock().lines();
     let mut out = std::io::stdout();
     let lock = Lock::new(kind, path);
+    if kind == "profile" {
+        profile::install();
+    }
     while let Some(Ok(line)) = lines.next() {
         if line != "hold" {
             break;
         }
         let held = lock.take();
+        // Only the release's steps are this process's part of the hand-off.
+        profile::take();
         writeln!(out, "held")
             .and_then(|()| out.flush())
             .expect("write");
@@ -179,7 +187,8 @@ fn holder(kind: &str, path: &Path) {
         }
         let at = now();
         drop(held);
-        writeln!(out, "{}", at.as_nanos())
+        let marks = profile::encode(&profile::take());
+        writeln!(out, "{} {marks}", at.as_nanos())
             .and_then(|()| out.flush())
             .expect("write");
     }

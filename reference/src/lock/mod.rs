@@ -177,6 +177,12 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Marks a step of a hand-off, as a trace event (`step` field), so that a recording
+/// subscriber can time each step inside real hand-offs (the bench `handoff` does).
+fn step(step: &'static str) {
+    tracing::trace!(step, "cache lock hand-off");
+}
+
 /// A lock file shared with the MSAL extensions of the other SDKs.
 ///
 /// Cheap to create and clone; it touches nothing until [`acquire`](FileLock::acquire).
@@ -294,12 +300,16 @@ impl FileLock {
             // its release can wake us (`watch`).
             let mut holder_locks = false;
             let probe = if let Some(guard) = guard {
+                step("guard taken");
                 match create_with_content(&self.path, &self.shared.stock) {
                     Ok((file, written)) => {
+                        step("lock file created");
                         if let Some(file) = self.take_created(file, written, deadline)? {
+                            step("OS lock taken");
                             // Leave the line only once holding the lock, so that nobody
                             // behind us takes our turn.
                             drop(ticket);
+                            step("left the line");
                             local.on_acquired(in_run && !waited);
                             return Ok(FileLockGuard {
                                 path: self.path.clone(),
@@ -371,6 +381,7 @@ impl FileLock {
             // holds an OS lock (ours, portalocker, .NET); the others, and every waiter
             // of a holder without one (MSAL Node, Python's `filelock`), poll.
             if my_turn && holder_locks && self.until_released(deadline) {
+                step("woken");
                 pause.reset();
             } else {
                 pause.wait(deadline, my_turn);
@@ -520,6 +531,7 @@ impl FileLockGuard {
             return Ok(());
         }
         let unlinked = unlink_if_ours(&self.path, &file);
+        step("lock file removed");
         // On Unix the lock file is unlinked by now, so the guard can go before the file's
         // OS lock: a waiter of ours blocked on that lock (`watch`) wakes when it goes and
         // finds the guard already free. The file is the stock's, which stays open, so the
@@ -536,6 +548,7 @@ impl FileLockGuard {
         // Only now may the next thread of this process go.
         drop(file);
         drop(self.guard.take());
+        step("OS locks dropped");
         if let Some(local) = self.local.take() {
             local.on_released();
         }

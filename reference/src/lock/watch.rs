@@ -180,6 +180,7 @@ fn serve(watch: &Watch) {
         drop(state);
         // Blocks while anyone holds the file's exclusive OS lock.
         let granted = file.lock_shared();
+        super::step("helper granted");
         let mut served = lock(&watch.state);
         if let Err(e) = granted
             && e.kind() != io::ErrorKind::Interrupted
