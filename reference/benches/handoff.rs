@@ -106,11 +106,13 @@ fn measure(kind: &str, path: &Path) -> ((Duration, Duration), Vec<Round>) {
         };
         std::thread::sleep(SETTLE);
         say(&mut to, "release");
+        // The waiter first, the holder's answer after: a thread blocked reading the answer
+        // would be woken in the middle of the hand-off it measures.
+        let (acquired, mut marks) = waiter.join().expect("waiter");
+        let acquired = acquired.as_nanos();
         let answer = expect_line(&mut from);
         let mut answer = answer.trim().splitn(2, ' ');
         let released: u128 = answer.next().unwrap_or("").parse().expect("nanos");
-        let (acquired, mut marks) = waiter.join().expect("waiter");
-        let acquired = acquired.as_nanos();
         marks.extend(profile::decode(answer.next().unwrap_or("")));
         rounds.push((released, marks));
         latencies.push(Duration::from_nanos(
