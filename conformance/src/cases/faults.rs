@@ -8,7 +8,7 @@ use identity_cache_persistence::ErrorKind;
 use crate::{
     blob,
     case::{Case, Need},
-    cases::check,
+    cases::{check, crash::RECOVERY_BOUND},
     ctx::Ctx,
     factory::Fault,
     failure::{Stop, skip},
@@ -75,6 +75,12 @@ pub const CASES: &[Case] = &[
         rule: "LockGuard::release answers Ok only when the lock is free: a release the storage refuses is an error, not a lock left held behind an Ok",
         needs: &[Need::Lock],
         run: release_refused_is_reported,
+    },
+    Case {
+        name: "faults::refused_release_leaves_nothing_stuck",
+        rule: "a release the storage refused leaves nothing that blocks the handle that made it: once the fault is cleared, that handle takes the lock again within the recovery bound",
+        needs: &[Need::Lock],
+        run: refused_release_leaves_nothing_stuck,
     },
 ];
 
@@ -291,6 +297,34 @@ pub fn release_refused_is_reported(ctx: &Ctx) -> Result<(), Stop> {
         }
         Err(e) => Err(ctx.fail(
             "after release answered Ok under access_denied, another handle takes the lock at once once the fault is cleared",
+            blob::describe_error(&e),
+        )),
+    }
+}
+
+/// Whatever a release under `access_denied` answered, what it could not undo must not keep
+/// the lock from the handle that released it: once the fault is cleared, that handle takes
+/// the lock again within [`RECOVERY_BOUND`]. A lock file left behind names a live process,
+/// its own, which no other process can tell from a holder; only that process can.
+pub fn refused_release_leaves_nothing_stuck(ctx: &Ctx) -> Result<(), Stop> {
+    let (ns, p) = ctx.fresh()?;
+    let guard = ctx.ok("lock of a fresh slot", p.lock(Duration::from_secs(5)))?;
+    // An error is the right answer here (see `release_refused_is_reported`); an Ok that
+    // left the lock held fails below.
+    let _answer = under_fault(ctx, &ns, Fault::AccessDenied, "release", move || {
+        guard.release()
+    })?;
+    let again = ctx.within(
+        RECOVERY_BOUND + Duration::from_secs(5),
+        "lock again after a refused release",
+        move || p.lock(RECOVERY_BOUND).map(|guard| guard.release()),
+    )?;
+    match again {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ctx.fail(
+            format!(
+                "once the fault is cleared, the handle whose release was refused takes the lock again within {RECOVERY_BOUND:?}"
+            ),
             blob::describe_error(&e),
         )),
     }

@@ -92,6 +92,10 @@ pub enum Flaw {
     DeleteErrorsAsAbsent,
     /// `version` takes every error of inspecting the blob file for "nothing stored".
     VersionErrorsAsAbsent,
+    /// `lock` is `flock` plus a marker `<name>.holder` naming the holder's pid, removed on
+    /// release (a refused removal is reported); a marker naming a live process counts as
+    /// held, even when that process is this one and holds nothing.
+    StuckAfterRefusedRelease,
 }
 
 impl Flaw {
@@ -113,6 +117,7 @@ impl Flaw {
         Flaw::ReleaseIgnoresErrors,
         Flaw::DeleteErrorsAsAbsent,
         Flaw::VersionErrorsAsAbsent,
+        Flaw::StuckAfterRefusedRelease,
     ];
 
     /// The catalogue entry: name, the one rule broken, the case that must catch it, and
@@ -232,6 +237,12 @@ impl Flaw {
                 "file_version_errors_as_absent",
                 "a change token read while the storage cannot be reached is never None (here any error answers None, \"nothing stored\")",
                 "faults::storage_unavailable_version_kind",
+                &[],
+            ),
+            Flaw::StuckAfterRefusedRelease => s(
+                "file_lock_stuck_after_refused_release",
+                "a release the storage refused leaves nothing that blocks the handle that made it (here its holder marker, naming this live process, keeps the lock taken for good)",
+                "faults::refused_release_leaves_nothing_stuck",
                 &[],
             ),
         }
@@ -518,6 +529,34 @@ impl BrokenFile {
         }))))
     }
 
+    fn marked_lock(&self, wait: Duration) -> Result<LockGuard> {
+        let deadline = Instant::now() + wait;
+        let holder_path = self.lock_path.with_extension("holder");
+        loop {
+            let flock = self.flock(deadline.saturating_duration_since(Instant::now()))?;
+            let marked = fs::read_to_string(&holder_path)
+                .ok()
+                .and_then(|text| text.trim().parse::<u32>().ok());
+            // The flaw: a live pid means held, though this process may be the one named.
+            if marked.is_some_and(alive) {
+                drop(flock);
+                if Instant::now() >= deadline {
+                    return Err(timeout(&self.lock_path, wait));
+                }
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            fs::write(&holder_path, std::process::id().to_string())
+                .map_err(|e| Error::io("write lock holder", &holder_path, e))?;
+            return Ok(LockGuard::new(Held(Box::new(move || {
+                let removed = fs::remove_file(&holder_path)
+                    .map_err(|e| Error::io("remove lock holder", &holder_path, e));
+                drop(flock);
+                removed
+            }))));
+        }
+    }
+
     fn process_local_lock(&self, wait: Duration) -> Result<LockGuard> {
         let table = local_locks();
         let deadline = Instant::now().checked_add(wait);
@@ -654,6 +693,7 @@ impl CachePersistence for BrokenFile {
                 }))))
             }
             Flaw::ProcessLocalLock => self.process_local_lock(wait),
+            Flaw::StuckAfterRefusedRelease => self.marked_lock(wait),
             Flaw::RacyRecovery => self.racy_recovery_lock(wait),
             Flaw::SlowRecovery => self.slow_recovery_lock(wait),
             Flaw::BreaksLongWaits if wait > GIVE_UP => match self.flock(GIVE_UP) {
