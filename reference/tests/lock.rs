@@ -748,6 +748,53 @@ fn a_holder_killed_as_its_lock_file_appears_costs_the_next_no_grace() {
     assert_eq!(left, ["c.lockfile.guard"], "left behind");
 }
 
+/// A forked child shares its parent's open files, and with them the OS locks those files
+/// hold. Dropping the lock guard it inherited must leave the parent's lock as it is (lock
+/// file, its OS lock, the guard), and an acquire in the child must not pass through the
+/// parent's open guard file: when the lock file is deleted under its holder (as Python's
+/// portalocker variant does), that guard is what keeps a second process of ours out.
+/// The child reports by exit status, since it must not unwind into the test harness.
+#[test]
+fn a_forked_child_neither_releases_nor_shares_its_parents_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.lockfile");
+    let guard_path = dir.path().join("c.lockfile.guard");
+    let lock = FileLock::new(&path);
+    let held = lock.acquire(LONG).expect("the parent takes the lock");
+    // SAFETY: the child only drops a value, makes file system calls and leaves with
+    // `_exit`, never returning into the multithreaded test harness.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        drop(held);
+        let guard_held = fs::File::open(&guard_path).is_ok_and(|f| f.try_lock().is_err());
+        let status = if fs::symlink_metadata(&path).is_err() {
+            10 // the child's drop removed the parent's lock file
+        } else if !guard_held {
+            11 // the child's drop released the parent's guard
+        } else {
+            let _ = fs::remove_file(&path);
+            match lock.acquire(Duration::ZERO) {
+                Ok(_) => 12, // the child passed the parent's guard
+                Err(_) => 0,
+            }
+        };
+        // SAFETY: ends the child at once, running nothing of the parent's.
+        unsafe { libc::_exit(status) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    let waited = unsafe { libc::waitpid(child, &mut status, 0) };
+    assert_eq!(waited, child, "waitpid");
+    assert!(libc::WIFEXITED(status), "the child did not exit: {status}");
+    let code = libc::WEXITSTATUS(status);
+    assert_eq!(
+        code, 0,
+        "10: the child's drop removed the lock file, 11: it released the guard, 12: the child took the lock through the parent's guard"
+    );
+    Box::new(held).release().expect("the parent releases");
+}
+
 #[test]
 fn a_missing_directory_is_an_error_not_a_wait() {
     let dir = tempfile::tempdir().expect("tempdir");
