@@ -795,6 +795,27 @@ fn a_forked_child_neither_releases_nor_shares_its_parents_lock() {
     Box::new(held).release().expect("the parent releases");
 }
 
+/// A guard file removed by hand while a `FileLock` keeps the old one open: the lock of that
+/// unnamed file excludes nobody, so the next acquire must take the guard at the path, and
+/// a worker of ours holding that one keeps us out, even with its lock file deleted under
+/// it (as Python's portalocker variant does).
+#[test]
+fn a_guard_file_removed_by_hand_is_not_trusted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.lockfile");
+    let lock = FileLock::new(&path);
+    // Opens the guard file, which the `FileLock` keeps open.
+    drop(lock.acquire(LONG).expect("first acquire"));
+    fs::remove_file(dir.path().join("g.lockfile.guard")).expect("remove the guard file");
+    let mut holder = Worker::hold(&path, None);
+    fs::remove_file(&path).expect("delete the holder's lock file under it");
+    let err = lock
+        .acquire(Duration::from_millis(200))
+        .expect_err("the worker holds the guard at the path");
+    assert_eq!(err.kind(), ErrorKind::LockTimeout);
+    holder.kill();
+}
+
 #[test]
 fn a_missing_directory_is_an_error_not_a_wait() {
     let dir = tempfile::tempdir().expect("tempdir");
