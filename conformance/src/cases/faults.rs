@@ -77,6 +77,12 @@ pub const CASES: &[Case] = &[
         run: release_refused_is_reported,
     },
     Case {
+        name: "faults::release_unreachable_is_reported",
+        rule: "LockGuard::release answers Ok only when the lock is free: a release while the storage cannot be reached is an error, not a lock left held behind an Ok",
+        needs: &[Need::Lock],
+        run: release_unreachable_is_reported,
+    },
+    Case {
         name: "faults::refused_release_leaves_nothing_stuck",
         rule: "a release the storage refused leaves nothing that blocks the handle that made it: once the fault is cleared, that handle takes the lock again within the recovery bound",
         needs: &[Need::Lock],
@@ -274,6 +280,17 @@ pub fn disk_full_keeps_blob(ctx: &Ctx) -> Result<(), Stop> {
 /// fault is cleared another handle takes it at once. An `Ok` that left the lock held
 /// would block every later acquirer with no error to show for it.
 pub fn release_refused_is_reported(ctx: &Ctx) -> Result<(), Stop> {
+    release_is_reported(ctx, Fault::AccessDenied)
+}
+
+/// The same while the storage cannot be reached: a release that could not even look at
+/// its lock file must not answer `Ok`.
+pub fn release_unreachable_is_reported(ctx: &Ctx) -> Result<(), Stop> {
+    release_is_reported(ctx, Fault::StorageUnavailable)
+}
+
+/// A release under `fault` either fails, or has freed the lock once the fault is cleared.
+fn release_is_reported(ctx: &Ctx, fault: Fault) -> Result<(), Stop> {
     let (ns, p) = ctx.fresh()?;
     // Another process where there can be one: a process may rightly recover a lock file
     // naming itself that none of its handles holds, which would hide a left-over lock.
@@ -284,9 +301,7 @@ pub fn release_refused_is_reported(ctx: &Ctx) -> Result<(), Stop> {
             Box::new(ctx.plugin(&ns)?)
         };
     let guard = ctx.ok("lock of a fresh slot", p.lock(Duration::from_secs(5)))?;
-    let released = under_fault(ctx, &ns, Fault::AccessDenied, "release", move || {
-        guard.release()
-    })?;
+    let released = under_fault(ctx, &ns, fault, "release", move || guard.release())?;
     if released.is_err() {
         return Ok(());
     }
@@ -296,7 +311,10 @@ pub fn release_refused_is_reported(ctx: &Ctx) -> Result<(), Stop> {
             Ok(())
         }
         Err(e) => Err(ctx.fail(
-            "after release answered Ok under access_denied, another handle takes the lock at once once the fault is cleared",
+            format!(
+                "after release answered Ok under {}, another handle takes the lock at once once the fault is cleared",
+                fault.as_str()
+            ),
             blob::describe_error(&e),
         )),
     }

@@ -225,7 +225,7 @@ impl Flaw {
                 "file_release_ignores_errors",
                 "LockGuard::release answers Ok only when the lock is free (a lock file that could not be removed is reported)",
                 "faults::release_refused_is_reported",
-                &[],
+                &["faults::release_unreachable_is_reported"],
             ),
             Flaw::DeleteErrorsAsAbsent => s(
                 "file_delete_errors_as_absent",
