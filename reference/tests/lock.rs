@@ -795,6 +795,49 @@ fn a_forked_child_neither_releases_nor_shares_its_parents_lock() {
     Box::new(held).release().expect("the parent releases");
 }
 
+/// A forked child that dies holding the lock frees it like any dead holder: the child
+/// must lock a file of its own, not the parent's stock, whose OS lock belongs to an open
+/// file the parent still has open and would outlive the child.
+#[test]
+fn a_forked_child_killed_holding_the_lock_frees_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.lockfile");
+    let lock = FileLock::new(&path);
+    // Makes the parent's stock, the file its lock files are links of.
+    drop(
+        lock.acquire(LONG)
+            .expect("the parent takes and releases the lock"),
+    );
+    // SAFETY: the child only makes file system calls and leaves with `_exit`, never
+    // returning into the multithreaded test harness.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        let status = match lock.acquire(LONG) {
+            // Dies holding it: no release runs.
+            Ok(held) => {
+                std::mem::forget(held);
+                0
+            }
+            Err(_) => 1,
+        };
+        // SAFETY: ends the child at once, running nothing of the parent's.
+        unsafe { libc::_exit(status) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    let waited = unsafe { libc::waitpid(child, &mut status, 0) };
+    assert_eq!(waited, child, "waitpid");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child did not take the lock: {status}"
+    );
+    let again = lock
+        .acquire(Duration::from_secs(2))
+        .expect("the dead child's lock is free again");
+    Box::new(again).release().expect("release");
+}
+
 /// A guard file removed by hand while a `FileLock` keeps the old one open: the lock of that
 /// unnamed file excludes nobody, so the next acquire must take the guard at the path, and
 /// a worker of ours holding that one keeps us out, even with its lock file deleted under
