@@ -760,15 +760,12 @@ fn a_forked_child_neither_releases_nor_shares_its_parents_lock() {
     let path = dir.path().join("c.lockfile");
     let guard_path = dir.path().join("c.lockfile.guard");
     let lock = FileLock::new(&path);
-    let held = lock.acquire(LONG).expect("the parent takes the lock");
-    // SAFETY: the child only drops a value, makes file system calls and leaves with
-    // `_exit`, never returning into the multithreaded test harness.
-    let child = unsafe { libc::fork() };
-    assert!(child >= 0, "fork failed");
-    if child == 0 {
-        drop(held);
+    let mut held = Some(lock.acquire(LONG).expect("the parent takes the lock"));
+    // Only the child's copy of `held` is taken: the parent's stays.
+    let code = exit_code_of_forked(|| {
+        drop(held.take());
         let guard_held = fs::File::open(&guard_path).is_ok_and(|f| f.try_lock().is_err());
-        let status = if fs::symlink_metadata(&path).is_err() {
+        if fs::symlink_metadata(&path).is_err() {
             10 // the child's drop removed the parent's lock file
         } else if !guard_held {
             11 // the child's drop released the parent's guard
@@ -778,20 +775,13 @@ fn a_forked_child_neither_releases_nor_shares_its_parents_lock() {
                 Ok(_) => 12, // the child passed the parent's guard
                 Err(_) => 0,
             }
-        };
-        // SAFETY: ends the child at once, running nothing of the parent's.
-        unsafe { libc::_exit(status) };
-    }
-    let mut status = 0;
-    // SAFETY: waits for the child forked above.
-    let waited = unsafe { libc::waitpid(child, &mut status, 0) };
-    assert_eq!(waited, child, "waitpid");
-    assert!(libc::WIFEXITED(status), "the child did not exit: {status}");
-    let code = libc::WEXITSTATUS(status);
+        }
+    });
     assert_eq!(
         code, 0,
         "10: the child's drop removed the lock file, 11: it released the guard, 12: the child took the lock through the parent's guard"
     );
+    let held = held.expect("the parent's guard is still there");
     Box::new(held).release().expect("the parent releases");
 }
 
@@ -808,34 +798,39 @@ fn a_forked_child_killed_holding_the_lock_frees_it() {
         lock.acquire(LONG)
             .expect("the parent takes and releases the lock"),
     );
-    // SAFETY: the child only makes file system calls and leaves with `_exit`, never
-    // returning into the multithreaded test harness.
-    let child = unsafe { libc::fork() };
-    assert!(child >= 0, "fork failed");
-    if child == 0 {
-        let status = match lock.acquire(LONG) {
-            // Dies holding it: no release runs.
-            Ok(held) => {
-                std::mem::forget(held);
-                0
-            }
-            Err(_) => 1,
-        };
-        // SAFETY: ends the child at once, running nothing of the parent's.
-        unsafe { libc::_exit(status) };
-    }
-    let mut status = 0;
-    // SAFETY: waits for the child forked above.
-    let waited = unsafe { libc::waitpid(child, &mut status, 0) };
-    assert_eq!(waited, child, "waitpid");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "the child did not take the lock: {status}"
-    );
+    let code = exit_code_of_forked(|| match lock.acquire(LONG) {
+        // Dies holding it: no release runs.
+        Ok(held) => {
+            std::mem::forget(held);
+            0
+        }
+        Err(_) => 1,
+    });
+    assert_eq!(code, 0, "the child did not take the lock");
     let again = lock
         .acquire(Duration::from_secs(2))
         .expect("the dead child's lock is free again");
     Box::new(again).release().expect("release");
+}
+
+/// Runs `child` in a forked child process and returns the code it exits with. `child` may
+/// only make system calls and calls into this crate: the child leaves with `_exit`, never
+/// returning into the multithreaded test harness (nor unwinding into it: a panic is exit code 101).
+fn exit_code_of_forked(child: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: see above; the child runs nothing of the parent's but `child`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(101);
+        // SAFETY: ends the child at once, running nothing of the parent's.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid, "waitpid");
+    assert!(libc::WIFEXITED(status), "the child did not exit: {status}");
+    libc::WEXITSTATUS(status)
 }
 
 /// A guard file removed by hand while a `FileLock` keeps the old one open: the lock of that
