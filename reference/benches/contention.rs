@@ -5,8 +5,8 @@
 //! baseline measured in the same rounds: the same increments through `FilePersistence`'s
 //! load and save under a blocking `flock` of a file of their own, the kernel's lock, which
 //! wakes its next waiter directly. What four processes lose with the baseline, they lose
-//! to sharing two cores, the page cache and the journal, not to the lock. Then the waits for the lock (target:
-//! none over 50 ms; the median and 99th percentile are printed too) and the lost updates
+//! to sharing two cores, the page cache and the journal, not to the lock. Then the waits
+//! for the lock (target: none over 50 ms; the median and 99th percentile are printed too) and the lost updates
 //! (must be 0). Each round also says where its longest wait went: how many holds of
 //! other processes it sat through and how long the longest of them was, which tells an
 //! unfair hand-off (many holds) from a slow save (one long hold).
@@ -293,10 +293,7 @@ fn increments(path: &Path, count: u32, flock: bool) {
         let asked = now_ns();
         let mut access = plugin.begin().expect("begin");
         let got = now_ns();
-        let next = access
-            .data()
-            .map_or(0, |d| String::from_utf8_lossy(d).parse::<u64>().expect("n"))
-            + 1;
+        let next = incremented(access.data());
         access.set_data(next.to_string().into_bytes());
         access.commit().expect("commit");
         report.push_str(&format!("{asked} {got} {}\n", now_ns()));
@@ -317,12 +314,15 @@ fn flock_increments(path: &Path, count: u32) {
         let asked = now_ns();
         lock.lock().expect("flock");
         let got = now_ns();
-        let next = persistence.load().expect("load").map_or(0, |d| {
-            String::from_utf8_lossy(&d).parse::<u64>().expect("n")
-        }) + 1;
+        let next = incremented(persistence.load().expect("load").as_deref());
         persistence.save(next.to_string().as_bytes()).expect("save");
         lock.unlock().expect("unlock");
         report.push_str(&format!("{asked} {got} {}\n", now_ns()));
     }
     print!("{report}");
+}
+
+/// The counter after `stored` (none stored: 0), plus one.
+fn incremented(stored: Option<&[u8]>) -> u64 {
+    stored.map_or(0, |d| String::from_utf8_lossy(d).parse::<u64>().expect("n")) + 1
 }

@@ -73,8 +73,8 @@ fn now() -> Duration {
 /// The steps of one profiled hand-off: the release time and the marks of both processes.
 type Round = (u128, Vec<(&'static str, u128)>);
 
-/// Median and 99th percentile of the hand-off latency, and each round's steps when
-/// profiled.
+/// Median and 99th percentile of the hand-off latency, and each round's steps (none
+/// unless profiled: nothing records them).
 fn measure(kind: &str, path: &Path) -> ((Duration, Duration), Vec<Round>) {
     let mut child = Command::new(std::env::current_exe().expect("exe"))
         .env("HANDOFF_WORKER", kind)
@@ -121,11 +121,6 @@ fn measure(kind: &str, path: &Path) -> ((Duration, Duration), Vec<Round>) {
     }
     finish(child, to);
     latencies.sort();
-    let rounds = if kind == "profile" {
-        rounds
-    } else {
-        Vec::new()
-    };
     (
         (latencies[ROUNDS / 2], latencies[ROUNDS * 99 / 100]),
         rounds,
