@@ -76,7 +76,7 @@ mod linux {
             libtest_mimic::run(&args, trials).exit();
         }
 
-        let keyring = PrivateKeyring::start();
+        let mut keyring = PrivateKeyring::start();
         let address = keyring.address().to_owned();
         let launcher = match SelfExecLauncher::new() {
             Ok(l) => l.env(BUS_ENV, &address),
@@ -100,6 +100,13 @@ mod linux {
         );
         let trials = harness::trials(&suite);
         let conclusion = libtest_mimic::run(&args, trials);
+        // The keyring is the environment, not what is checked: when it died under the
+        // run, say so, or every later case reads as the backend's failure.
+        if conclusion.has_failed()
+            && let Some(gone) = keyring.daemon_gone()
+        {
+            eprintln!("secret_service: {gone}");
+        }
         // process::exit runs no destructors: remove the scratch directory and stop the
         // daemons first.
         drop(suite);

@@ -273,6 +273,27 @@ impl PrivateKeyring {
         std::fs::read_to_string(self.bus.dir.path().join("gnome-keyring.log")).unwrap_or_default()
     }
 
+    /// When the daemon is no longer running: how it ended and the end of its log, for a
+    /// run whose cases failed with "no Secret Service" to say why. `None` while it runs.
+    ///
+    /// The daemon quits on SIGTERM or SIGHUP and when its bus connection closes; a crash
+    /// shows as a signal in the status.
+    pub fn daemon_gone(&mut self) -> Option<String> {
+        let status = match self.keyring.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => return None,
+            Some(Ok(Some(status))) => status.to_string(),
+            Some(Err(e)) => format!("unknown ({e})"),
+            None => "stopped by the test".to_owned(),
+        };
+        let log = self.log();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        Some(format!(
+            "gnome-keyring-daemon is gone: {status}; the end of its log:\n{}",
+            tail.join("\n")
+        ))
+    }
+
     /// The bus the keyring is on.
     pub fn bus(&self) -> &PrivateBus {
         &self.bus
