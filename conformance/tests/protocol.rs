@@ -23,7 +23,9 @@ mod unix {
 
     use conformance::{
         Namespace, PluginFactory,
-        protocol::{ClientOptions, ExecFactory, ProcessPlugin, SelfExecLauncher, WORKER_ENV},
+        protocol::{
+            ClientOptions, ExecFactory, PARENT_ENV, ProcessPlugin, SelfExecLauncher, WORKER_ENV,
+        },
     };
     use identity_cache_persistence::{CachePersistence, ErrorKind, FilePersistence};
     use libtest_mimic::{Arguments, Failed, Trial};
@@ -58,6 +60,7 @@ mod unix {
             Trial::test("rust_server::threads_share_one_process", threads_share),
             Trial::test("rust_server::handles_share_one_process", handles_share),
             Trial::test("rust_server::shutdown_exits_cleanly", shutdown),
+            Trial::test("rust_server::an_orphaned_worker_exits", orphan_exits),
             Trial::test("rust_server::answers_malformed_lines", server_malformed),
             Trial::test("client::eof_before_answer", eof_before_answer),
             Trial::test("client::malformed_line_is_quoted", malformed_line),
@@ -277,6 +280,55 @@ mod unix {
         // Shutdown released the lock (and the process is gone, so the OS did too).
         drop(worker(&ns).lock(Duration::from_secs(5))?);
         Ok(())
+    }
+
+    /// A worker whose suite is gone exits although its input is still open: a suite killed
+    /// by a runner's timeout must not leave workers behind (they are in process groups of
+    /// their own, which the runner's kill misses).
+    fn orphan_exits() -> TestResult {
+        // `sh` starts the worker in the background on this test's pipe, prints its pid and
+        // exits: the worker's parent is gone, its input open.
+        let mut sh = Command::new("sh")
+            .args([
+                "-c",
+                &format!(r#"exec 3<&0; {PARENT_ENV}=$$ "$0" <&3 3<&- >/dev/null 2>&1 & echo $!"#),
+            ])
+            .arg(std::env::current_exe()?)
+            .env(WORKER_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let input = sh.stdin.take();
+        let mut pid = String::new();
+        BufReader::new(sh.stdout.take().ok_or("stdout")?).read_line(&mut pid)?;
+        sh.wait()?;
+        let pid: i32 = pid.trim().parse()?;
+        let start = Instant::now();
+        while alive(pid) {
+            if start.elapsed() > Duration::from_secs(10) {
+                // SAFETY: kill(2) with a pid this test started; no memory is involved.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return Err("the orphaned worker still ran 10 s after its parent exited".into());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        drop(input);
+        Ok(())
+    }
+
+    /// Whether `pid` runs. An orphan's exit is collected by init, maybe late: a zombie
+    /// counts as gone.
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the command's closing parenthesis.
+            Ok(stat) => !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+            Err(_) if std::path::Path::new("/proc/self/stat").exists() => false,
+            // No procfs (macOS): signal 0 only asks whether the process exists.
+            // SAFETY: kill(2) with signal 0 sends nothing.
+            Err(_) => (unsafe { libc::kill(pid, 0) }) == 0,
+        }
     }
 
     /// Talks to a worker directly, line by line, as a sloppy client would.

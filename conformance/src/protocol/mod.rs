@@ -31,6 +31,6 @@ pub use client::{ClientOptions, NoAnswer, ProcessPlugin};
 pub use message::PROTOCOL_VERSION;
 pub use server::{ServerInfo, serve, serve_with};
 pub use worker::{
-    EXEC_PREFIX, ExecFactory, SelfExecLauncher, WORKER_ENV, is_worker, serve_worker,
+    EXEC_PREFIX, ExecFactory, PARENT_ENV, SelfExecLauncher, WORKER_ENV, is_worker, serve_worker,
     serve_worker_if_requested,
 };

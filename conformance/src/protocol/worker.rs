@@ -37,6 +37,10 @@ use super::{
 /// The environment variable that makes a test binary serve as a worker (`1`).
 pub const WORKER_ENV: &str = "CONFORMANCE_WORKER";
 
+/// The process id of the suite that started a worker, set by [`SelfExecLauncher`]: the
+/// worker exits when its parent is no longer that process.
+pub const PARENT_ENV: &str = "CONFORMANCE_WORKER_PARENT";
+
 /// The prefix of a plugin given as a command line: `exec:<command>`.
 pub const EXEC_PREFIX: &str = "exec:";
 
@@ -55,6 +59,8 @@ pub fn serve_worker_if_requested(factory: &dyn PluginFactory) {
     if !is_worker() {
         return;
     }
+    #[cfg(unix)]
+    exit_when_orphaned();
     let code = match serve_worker(factory) {
         Ok(()) => 0,
         Err(e) => {
@@ -63,6 +69,36 @@ pub fn serve_worker_if_requested(factory: &dyn PluginFactory) {
         }
     };
     std::process::exit(code);
+}
+
+/// Ends this worker once the process that started it is gone.
+///
+/// Workers run in process groups of their own (so that a case can kill one), so killing
+/// the suite's process group, as a test runner's timeout or Ctrl-C does, misses them. A
+/// worker busy inside the plugin (a lock that never gives up, a loop that never ends)
+/// never reads the end of its input, and would otherwise run on after the suite.
+#[cfg(unix)]
+fn exit_when_orphaned() {
+    /// How often the parent is looked for: a leftover worker costs at most this long.
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+    // The launcher names itself: a parent that died before this line ran would otherwise
+    // be taken for init or a subreaper, and never missed.
+    let parent = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(std::os::unix::process::parent_id);
+    // Without the thread the worker only loses this safety net: not worth failing for.
+    let _ = std::thread::Builder::new()
+        .name("conformance-orphan-watch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EVERY);
+                if std::os::unix::process::parent_id() != parent {
+                    eprintln!("conformance worker: the suite that started it is gone; exiting");
+                    std::process::exit(1);
+                }
+            }
+        });
 }
 
 /// Serves `factory` on this process's stdin/stdout (the body of a worker).
@@ -119,7 +155,10 @@ impl SelfExecLauncher {
     /// Starts one worker on `ns`, as the concrete type.
     pub fn spawn(&self, ns: &Namespace) -> Result<ProcessPlugin> {
         let mut command = Command::new(&self.exe);
-        command.env(WORKER_ENV, "1").envs(self.env.iter().cloned());
+        command
+            .env(WORKER_ENV, "1")
+            .env(PARENT_ENV, std::process::id().to_string())
+            .envs(self.env.iter().cloned());
         ProcessPlugin::spawn(command, ns, self.options.clone())
     }
 }
