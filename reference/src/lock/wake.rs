@@ -58,3 +58,48 @@ impl Pause {
         std::thread::sleep(until.saturating_duration_since(Instant::now()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_up_to_the_cap_and_reset_starts_over() {
+        let far = Instant::now() + Duration::from_secs(60);
+        let mut pause = Pause::new();
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            seen.push(pause.next);
+            pause.wait(far, false);
+        }
+        let us = Duration::from_micros;
+        assert_eq!(
+            seen,
+            [
+                us(50),
+                us(100),
+                us(200),
+                us(400),
+                us(800),
+                us(1600),
+                POLL_MAX
+            ]
+        );
+        pause.reset();
+        assert_eq!(pause.next, POLL_MIN);
+        pause.wait(far, true);
+        pause.wait(far, true);
+        pause.wait(far, true);
+        assert_eq!(pause.next, POLL_MAX_FIRST, "the first in line caps lower");
+    }
+
+    #[test]
+    fn a_pause_sleeps_at_least_its_length() {
+        // A lower bound only: a sleep never ends early, but may end late on a busy machine.
+        let mut pause = Pause::new();
+        pause.next = Duration::from_millis(2);
+        let start = Instant::now();
+        pause.wait(start + Duration::from_secs(60), false);
+        assert!(start.elapsed() >= Duration::from_millis(2));
+    }
+}
