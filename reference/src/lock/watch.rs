@@ -232,14 +232,23 @@ mod tests {
         assert_eq!(until_released(&key, &path, short), Waited::Yes);
         assert!(Instant::now() >= short);
         // A second waiter shares the helper's wait on the same file.
+        let deadline = far();
         let woken = std::thread::spawn({
             let (key, path) = (key.clone(), path.clone());
-            move || until_released(&key, &path, far())
+            move || until_released(&key, &path, deadline)
         });
         std::thread::sleep(Duration::from_millis(20));
         assert!(!woken.is_finished(), "woke while the holder held the lock");
         holder.unlock()?;
         assert_eq!(woken.join().expect("no panic"), Waited::Yes);
+        // Woken by the helper's grant, not by its deadline 20 s away: one request, made by
+        // the waiter that gave up and shared by the second, served once.
+        assert!(Instant::now() < deadline, "woken by the deadline");
+        {
+            let watch = watch_for(&key);
+            let state = lock(&watch.state);
+            assert_eq!((state.asked, state.served), (1, 1), "one shared request");
+        }
         // The helper closed its file: the OS lock is free for an exclusive holder.
         let again = File::open(&path)?;
         let until = Instant::now() + Duration::from_secs(5);
@@ -247,6 +256,29 @@ mod tests {
             assert!(Instant::now() < until, "the helper kept its shared lock");
             std::thread::sleep(Duration::from_millis(1));
         }
+        Ok(())
+    }
+
+    /// The helper waits on one file at a time: a waiter for another file (a holder that
+    /// kept the OS lock of a lock file replaced under it) polls instead of sharing a wait
+    /// that the other file's release would end.
+    #[test]
+    fn a_wait_on_another_file_is_refused_while_the_helper_is_busy() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let key = dir.path().join("x.lockfile.key");
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        let (old_holder, new_holder) = (File::create(&old)?, File::create(&new)?);
+        old_holder.lock()?;
+        new_holder.lock()?;
+        // The helper now blocks on `old` for a waiter that gave up.
+        let short = Instant::now() + Duration::from_millis(10);
+        assert_eq!(until_released(&key, &old, short), Waited::Yes);
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            old_holder.unlock()
+        });
+        assert_eq!(until_released(&key, &new, far()), Waited::No);
+        releaser.join().expect("no panic")?;
         Ok(())
     }
 
