@@ -210,6 +210,77 @@ mod tests {
         assert_eq!(*lock(&order), vec![0, 1, 2, 3]);
     }
 
+    /// A guard of its own key, and a way to move its run into the past.
+    fn guard(name: &str) -> LocalGuard {
+        acquire(
+            &PathBuf::from(format!("/nonexistent/{name}.lockfile")),
+            far(),
+        )
+        .expect("free")
+    }
+
+    fn ago(millis: u64) -> Instant {
+        Instant::now() - Duration::from_millis(millis)
+    }
+
+    fn set_run(guard: &LocalGuard, started: Instant, last_hold: Duration) {
+        let mut state = lock(&guard.slot.state);
+        state.run.started = Some(started);
+        state.run.last_hold = last_hold;
+    }
+
+    /// `check` true in one of five tries: a stall of a busy machine between two lines can
+    /// age a run past the slice, never make an old run young.
+    fn eventually(mut check: impl FnMut() -> bool) -> bool {
+        (0..5).any(|_| check())
+    }
+
+    #[test]
+    fn a_run_is_young_while_its_age_plus_the_last_hold_fits_the_slice() {
+        let guard = guard("run-young");
+        assert!(!guard.in_run(), "no hold yet, no run");
+        assert!(
+            eventually(|| {
+                guard.on_acquired(false);
+                guard.on_released();
+                guard.in_run()
+            }),
+            "a short hold just now"
+        );
+        set_run(&guard, ago(3), Duration::from_millis(3));
+        assert!(
+            !guard.in_run(),
+            "3 ms ago plus a hold of 3 ms is past the slice"
+        );
+        set_run(&guard, ago(6), Duration::ZERO);
+        assert!(!guard.in_run(), "older than the slice");
+    }
+
+    #[test]
+    fn the_last_hold_counts_against_the_run() {
+        let guard = guard("run-hold");
+        guard.on_acquired(false);
+        // A hold as long as the slice: the next goes to a waiter.
+        lock(&guard.slot.state).run.held_since = Some(ago(6));
+        guard.on_released();
+        assert!(!guard.in_run());
+    }
+
+    #[test]
+    fn a_continued_hold_keeps_the_run_and_a_fresh_one_starts_it() {
+        let guard = guard("run-continued");
+        set_run(&guard, ago(6), Duration::ZERO);
+        guard.on_acquired(true);
+        assert!(!guard.in_run(), "continuing does not make an old run young");
+        assert!(
+            eventually(|| {
+                guard.on_acquired(false);
+                guard.in_run()
+            }),
+            "a hold after waiting starts a new run"
+        );
+    }
+
     #[test]
     fn keys_of_one_file_agree() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
