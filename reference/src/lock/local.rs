@@ -286,6 +286,17 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let via_dot = dir.path().join(".").join("x.lockfile");
         assert_eq!(key_for(&via_dot), key_for(&dir.path().join("x.lockfile")));
+        #[cfg(unix)]
+        {
+            let real = dir.path().join("real");
+            std::fs::create_dir(&real)?;
+            std::os::unix::fs::symlink(&real, dir.path().join("link"))?;
+            assert_eq!(
+                key_for(&dir.path().join("link").join("x.lockfile")),
+                key_for(&real.join("x.lockfile")),
+                "a symlinked directory is resolved"
+            );
+        }
         Ok(())
     }
 }
