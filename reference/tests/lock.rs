@@ -616,6 +616,22 @@ fn a_waiter_that_times_out_in_the_os_lock_keeps_no_lock() {
     }
 }
 
+/// A line that cannot be joined (here a file where its directory goes) is no reason to
+/// wait: the waiter competes for the lock file, as the other SDKs do, and gets it once the
+/// holder releases, long before its own deadline.
+#[test]
+fn a_line_that_cannot_be_joined_does_not_keep_a_waiter_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("q.lockfile");
+    fs::write(dir.path().join("q.lockfile.queue"), "not a directory").expect("write");
+    let mut holder = Worker::hold(&path, Some(Duration::from_millis(200)));
+    let guard = FileLock::new(&path)
+        .acquire(Duration::from_secs(10))
+        .expect("the lock, once the holder released it");
+    holder.expect_line("released");
+    Box::new(guard).release().expect("release");
+}
+
 /// A process killed while it had a lock value leaves its stock (the private file its
 /// lock files are links of); the next release of a later process removes it, and leaves
 /// the stocks of live processes alone.
