@@ -302,12 +302,12 @@ mod unix {
         let mut pid = String::new();
         BufReader::new(sh.stdout.take().ok_or("stdout")?).read_line(&mut pid)?;
         sh.wait()?;
-        let pid: i32 = pid.trim().parse()?;
+        let pid: u32 = pid.trim().parse()?;
         let start = Instant::now();
         while alive(pid) {
             if start.elapsed() > Duration::from_secs(10) {
                 // SAFETY: kill(2) with a pid this test started; no memory is involved.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                unsafe { libc::kill(libc::pid_t::try_from(pid)?, libc::SIGKILL) };
                 return Err("the orphaned worker still ran 10 s after its parent exited".into());
             }
             thread::sleep(Duration::from_millis(50));
@@ -317,18 +317,14 @@ mod unix {
     }
 
     /// Whether `pid` runs. An orphan's exit is collected by init, maybe late: a zombie
-    /// counts as gone.
-    fn alive(pid: i32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            // The state follows the command's closing parenthesis.
-            Ok(stat) => !stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-            Err(_) if std::path::Path::new("/proc/self/stat").exists() => false,
-            // No procfs (macOS): signal 0 only asks whether the process exists.
-            // SAFETY: kill(2) with signal 0 sends nothing.
-            Err(_) => (unsafe { libc::kill(pid, 0) }) == 0,
-        }
+    /// (state `Z` in `/proc/<pid>/stat`, after the command's closing parenthesis) counts
+    /// as gone.
+    fn alive(pid: u32) -> bool {
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, state)| state.trim_start().starts_with('Z'))
+        });
+        process_exists(pid) && !zombie
     }
 
     /// Talks to a worker directly, line by line, as a sloppy client would.

@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(*lock(&order), vec![0, 1, 2, 3]);
     }
 
-    /// A guard of its own key, and a way to move its run into the past.
+    /// A guard of a key no other test uses.
     fn guard(name: &str) -> LocalGuard {
         acquire(
             &PathBuf::from(format!("/nonexistent/{name}.lockfile")),
@@ -223,6 +223,7 @@ mod tests {
         Instant::now() - Duration::from_millis(millis)
     }
 
+    /// Moves the guard's run: begun at `started`, its last hold `last_hold` long.
     fn set_run(guard: &LocalGuard, started: Instant, last_hold: Duration) {
         let mut state = lock(&guard.slot.state);
         state.run.started = Some(started);

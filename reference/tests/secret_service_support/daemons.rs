@@ -286,8 +286,8 @@ impl PrivateKeyring {
             None => "stopped by the test".to_owned(),
         };
         let log = self.log();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
         Some(format!(
             "gnome-keyring-daemon is gone: {status}; the end of its log:\n{}",
             tail.join("\n")
