@@ -823,9 +823,16 @@ fn a_forked_child_killed_holding_the_lock_frees_it() {
         Err(_) => 1,
     });
     assert_eq!(code, 0, "the child did not take the lock");
-    let again = lock
+    // Through another `FileLock` first, which leaves the parent's stock open as it is: an
+    // acquire of `lock` itself could replace that stock, closing it, and so free a lock
+    // the child took through it.
+    let again = FileLock::new(&path)
         .acquire(Duration::from_secs(2))
         .expect("the dead child's lock is free again");
+    Box::new(again).release().expect("release");
+    let again = lock
+        .acquire(Duration::from_secs(2))
+        .expect("the parent takes its lock again");
     Box::new(again).release().expect("release");
 }
 
