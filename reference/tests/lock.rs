@@ -237,6 +237,23 @@ fn a_reused_pid_does_not_keep_a_lock_alive() {
     sleeper.wait().expect("reap");
 }
 
+/// A wait of `Duration::MAX` (no deadline can be computed) waits for as long as the holder
+/// holds, here longer than `GRACE` and any poll bound.
+#[test]
+fn an_unbounded_wait_outlasts_a_long_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("u.lockfile");
+    let hold = Duration::from_millis(2500);
+    let mut holder = Worker::hold(&path, Some(hold));
+    let started = Instant::now();
+    let guard = FileLock::new(&path)
+        .acquire(Duration::MAX)
+        .expect("taken once the holder releases");
+    assert!(started.elapsed() >= hold / 2, "{:?}", started.elapsed());
+    drop(guard);
+    holder.kill();
+}
+
 #[test]
 fn a_sigkilled_holder_does_not_block_the_next_acquirer() {
     for reap in [true, false] {
