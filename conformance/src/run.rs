@@ -240,7 +240,8 @@ fn probe(factory: &dyn PluginFactory, dir: PathBuf) -> Result<Description, Failu
     Ok(plugin.describe())
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// The message of a panic payload, when it is text.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -88,6 +88,8 @@ pub trait CachePersistence: Send + Sync + fmt::Debug {
     ///   fails with [`LockTimeout`](crate::ErrorKind::LockTimeout) when `wait` runs out.
     /// - `wait` of zero tries once: the guard when the lock is free, otherwise
     ///   [`LockTimeout`](crate::ErrorKind::LockTimeout) at once.
+    /// - `wait` too long to add to the clock ([`Duration::MAX`], how a caller says "no
+    ///   deadline") waits until the lock is free, however long; it never panics.
     /// - Plugins without a lock return `Err` of kind
     ///   [`NotSupported`](crate::ErrorKind::NotSupported) and say so in
     ///   [`Capabilities::exclusive_lock`].

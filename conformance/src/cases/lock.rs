@@ -21,6 +21,7 @@ use crate::{
     cases::check,
     ctx::Ctx,
     failure::Stop,
+    run,
 };
 
 /// How long a lock that must be granted may take (generous: CI machines are slow).
@@ -89,6 +90,12 @@ pub const CASES: &[Case] = &[
         run: waiter_enters_after_release,
     },
     Case {
+        name: "lock::unbounded_wait_enters_after_release",
+        rule: "a wait too long to add to the clock (Duration::MAX) has no deadline: the waiter enters after the holder releases, with no panic and no error",
+        needs: &[Need::Lock],
+        run: unbounded_wait_enters_after_release,
+    },
+    Case {
         name: "lock::excludes_other_process",
         rule: "while another process holds the lock, this process cannot take it, and can once it is released",
         needs: &[Need::Lock, Need::Workers],
@@ -122,7 +129,7 @@ pub fn timed_lock(
     what: &str,
 ) -> std::result::Result<(Result<LockGuard>, Duration), Stop> {
     let p = Arc::clone(p);
-    ctx.within(wait + HANG, what, move || {
+    ctx.within(wait.saturating_add(HANG), what, move || {
         let started = Instant::now();
         let result = p.lock(wait);
         (result, started.elapsed())
@@ -361,6 +368,19 @@ pub fn release_explicit(ctx: &Ctx) -> std::result::Result<(), Stop> {
 
 /// A blocked waiter gets the lock once the holder lets go.
 pub fn waiter_enters_after_release(ctx: &Ctx) -> std::result::Result<(), Stop> {
+    enters_after_release(ctx, GRANT)
+}
+
+/// A waiter asking with `Duration::MAX`, the wait a caller passes for "no deadline", gets
+/// the lock once the holder lets go. A plugin that computes its deadline as `now + wait`
+/// panics on it (`Instant` overflows), one whose clock type cannot hold it fails.
+pub fn unbounded_wait_enters_after_release(ctx: &Ctx) -> std::result::Result<(), Stop> {
+    enters_after_release(ctx, Duration::MAX)
+}
+
+/// Handle B asks for the lock handle A holds, waiting at most `wait`; A releases after a
+/// moment; B must enter then, not before.
+fn enters_after_release(ctx: &Ctx, wait: Duration) -> std::result::Result<(), Stop> {
     let ns = ctx.namespace()?;
     let a = ctx.plugin(&ns)?;
     let b = ctx.plugin(&ns)?;
@@ -370,7 +390,7 @@ pub fn waiter_enters_after_release(ctx: &Ctx) -> std::result::Result<(), Stop> {
     let waiter = {
         let released = Arc::clone(&released);
         thread::spawn(move || {
-            let result = b.lock(GRANT);
+            let result = b.lock(wait);
             let after_release = released.load(Ordering::SeqCst);
             (result.map(drop), after_release)
         })
@@ -378,18 +398,25 @@ pub fn waiter_enters_after_release(ctx: &Ctx) -> std::result::Result<(), Stop> {
     thread::sleep(hold);
     released.store(true, Ordering::SeqCst);
     drop(guard);
-    let (result, after_release) = ctx.within(GRANT + HANG, "the waiter", move || {
-        waiter.join().unwrap_or_else(|_| (Ok(()), false))
-    })?;
-    match result {
-        Ok(()) if after_release => Ok(()),
-        Ok(()) => Err(ctx.fail(
+    let joined = ctx.within(GRANT + HANG, "the waiter", move || waiter.join())?;
+    let asked = if wait == Duration::MAX {
+        "Duration::MAX".to_owned()
+    } else {
+        format!("{wait:?}")
+    };
+    match joined {
+        Ok((Ok(()), true)) => Ok(()),
+        Ok((Ok(()), false)) => Err(ctx.fail(
             "the waiter enters only after the holder released",
             "the waiter was granted the lock while it was still held",
         )),
-        Err(e) => Err(ctx.fail(
-            format!("the waiter enters after the release, within its wait of {GRANT:?}"),
+        Ok((Err(e), _)) => Err(ctx.fail(
+            format!("the waiter, waiting at most {asked}, enters after the release"),
             blob::describe_error(&e),
+        )),
+        Err(panic) => Err(ctx.fail(
+            format!("the waiter, waiting at most {asked}, enters after the release"),
+            format!("its lock call panicked: {}", run::panic_message(&*panic)),
         )),
     }
 }

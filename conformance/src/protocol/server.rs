@@ -316,9 +316,14 @@ impl<P: CachePersistence> Handle<P> {
                 Reply::Version(plugin.version()?.map(|token| token.as_str().to_owned()))
             }
             Request::Lock { wait_ms } => {
-                // Capped at about 49 days: plugins compute `Instant::now() + wait`, which a
-                // wire value near u64::MAX would overflow (a panic, not an answer).
-                let wait = Duration::from_millis(wait_ms.min(u64::from(u32::MAX)));
+                // The largest value is how the client sends `Duration::MAX`, "no deadline"
+                // (PROTOCOL.md, `lock`): the plugin gets it as such, so that
+                // `lock::unbounded_wait_enters_after_release` judges it over the protocol too.
+                let wait = if wait_ms == u64::MAX {
+                    Duration::MAX
+                } else {
+                    Duration::from_millis(wait_ms)
+                };
                 let guard = plugin.lock(wait)?;
                 let id = {
                     let mut next = lock(&self.next_lock);

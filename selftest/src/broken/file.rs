@@ -457,7 +457,7 @@ impl BrokenFile {
 
     fn racy_recovery_lock(&self, wait: Duration) -> Result<LockGuard> {
         let me = std::process::id();
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_of(wait);
         loop {
             match self.open_options().create_new(true).open(&self.lock_path) {
                 Ok(mut file) => {
@@ -530,7 +530,7 @@ impl BrokenFile {
     }
 
     fn marked_lock(&self, wait: Duration) -> Result<LockGuard> {
-        let deadline = Instant::now() + wait;
+        let deadline = deadline_of(wait);
         let holder_path = self.lock_path.with_extension("holder");
         loop {
             let flock = self.flock(deadline.saturating_duration_since(Instant::now()))?;
@@ -726,8 +726,16 @@ fn timeout(path: &Path, wait: Duration) -> Error {
 }
 
 /// Calls `attempt` until it answers true or `wait` runs out (at least once).
+/// When a wait of `wait` from now ends. A wait too long to add to the clock (the
+/// `Duration::MAX` of "no deadline") ends in a year, as good as never for any test.
+fn deadline_of(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
 fn poll(wait: Duration, path: &Path, mut attempt: impl FnMut() -> Result<bool>) -> Result<()> {
-    let deadline = Instant::now() + wait;
+    let deadline = deadline_of(wait);
     let mut delay = Duration::from_micros(500);
     loop {
         if attempt()? {

@@ -118,6 +118,9 @@ pub enum Flaw {
     ReleaseReportsError,
     /// A request for a held lock sleeps its whole wait and gives up without retrying.
     NoWakeup,
+    /// A request computes its deadline as `Instant::now() + wait`, which panics for a
+    /// wait too long to add to the clock (`Duration::MAX`, "no deadline").
+    DeadlineOverflows,
     /// Declares no lock, yet `lock` grants one.
     LockWithoutDeclaring,
     /// While a handle holds the lock, its loads answer the blob it saved last (a cache
@@ -202,6 +205,7 @@ impl Flaw {
         Flaw::NeverReleased,
         Flaw::ReleaseReportsError,
         Flaw::NoWakeup,
+        Flaw::DeadlineOverflows,
         Flaw::LockWithoutDeclaring,
         Flaw::CacheTrustedUnderLock,
         Flaw::TornSave,
@@ -442,6 +446,12 @@ impl Flaw {
                 "memory_lock_no_wakeup",
                 "a waiter enters once the holder releases, before its wait runs out",
                 "lock::waiter_enters_after_release",
+                &[],
+            ),
+            Flaw::DeadlineOverflows => s(
+                "memory_lock_deadline_overflows",
+                "a wait too long to add to the clock has no deadline",
+                "lock::unbounded_wait_enters_after_release",
                 &[],
             ),
             Flaw::LockWithoutDeclaring => s(
@@ -1003,6 +1013,11 @@ impl CachePersistence for BrokenMemory {
                         return Err(self.timeout(wait));
                     }
                 }
+            }
+            Flaw::DeadlineOverflows => {
+                let deadline = Instant::now() + wait;
+                self.inner
+                    .lock(deadline.saturating_duration_since(Instant::now()))
             }
             Flaw::NoWakeup => match self.inner.lock(Duration::ZERO) {
                 Err(e) if e.kind() == ErrorKind::LockTimeout => {
