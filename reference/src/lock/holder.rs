@@ -220,6 +220,8 @@ mod tests {
             b"0 x",
             b"-5 x",
             b"12a x",
+            // `str::parse` would take the sign; no SDK writes one.
+            b"+12 x",
             b"x 12",
             b"99999999999 x",
         ] {
@@ -235,6 +237,9 @@ mod tests {
         // Above the largest pid Linux hands out (4194304), so never in use.
         assert_eq!(liveness(4_194_305 + 7, now), Liveness::Dead);
         assert_eq!(liveness(u32::MAX, now), Liveness::Dead);
+        // The failed `kill` above left ESRCH in errno, which a successful call does not
+        // clear: only a failing call's errno may count.
+        assert_eq!(liveness(std::process::id(), now), Liveness::Alive);
     }
 
     #[cfg(target_os = "linux")]
@@ -253,6 +258,10 @@ mod tests {
         let stat = proc_stat::parse(line, Some(boot), Some(100)).expect("parses");
         assert!(!stat.zombie);
         assert_eq!(stat.started, Some(boot + Duration::from_millis(2500)));
+        // A clock of 0 ticks a second (which sysconf never answers) gives no start time
+        // rather than a division by zero.
+        let unknown = proc_stat::parse(line, Some(boot), Some(0)).expect("parses");
+        assert_eq!(unknown.started, None);
         let zombie = "9 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 250";
         assert!(proc_stat::parse(zombie, None, None).expect("parses").zombie);
     }

@@ -126,13 +126,17 @@ mod tests {
             .path()
             .join(format!(".msal.cache.{dead}-0123456789abcdef.tmp"));
         let ours = path_for(&cache, dir.path());
+        // A save in progress in another process that runs: pid 1, which started long
+        // before the file was written.
+        let live = dir.path().join(".msal.cache.1-0123456789abcdef.tmp");
         let foreign = dir.path().join(".other.1-0123456789abcdef.tmp");
-        for file in [&orphan, &ours, &foreign] {
+        for file in [&orphan, &ours, &live, &foreign] {
             fs::write(file, b"copy").expect("write");
         }
         remove_orphans(&cache, dir.path());
         assert!(!orphan.exists(), "the killed writer's file is removed");
-        assert!(ours.exists(), "a running writer's file stays");
+        assert!(ours.exists(), "this process's file stays");
+        assert!(live.exists(), "a running writer's file stays");
         assert!(foreign.exists(), "a file that is not ours stays");
     }
 }
