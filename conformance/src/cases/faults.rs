@@ -83,6 +83,12 @@ pub const CASES: &[Case] = &[
         run: release_unreachable_is_reported,
     },
     Case {
+        name: "faults::refused_lock_is_not_a_timeout",
+        rule: "a request for a free lock that the storage refuses is granted or fails with AccessDenied, never LockTimeout: nobody holds the lock, and waiting cannot help",
+        needs: &[Need::Lock],
+        run: refused_lock_is_not_a_timeout,
+    },
+    Case {
         name: "faults::refused_release_leaves_nothing_stuck",
         rule: "a release the storage refused leaves nothing that blocks the handle that made it: once the fault is cleared, that handle takes the lock again within the recovery bound",
         needs: &[Need::Lock],
@@ -318,6 +324,38 @@ fn release_is_reported(ctx: &Ctx, fault: Fault) -> Result<(), Stop> {
             blob::describe_error(&e),
         )),
     }
+}
+
+/// A request for the free lock under `access_denied`, in a fresh slot and again once the
+/// lock has been held and released (whatever the lock keeps between holds then exists):
+/// granted (a lock that needs no new file may still be taken) or `AccessDenied`. A plugin
+/// that takes an error of making its lock file for "someone else holds it" retries until
+/// its wait runs out and answers `LockTimeout`, sending its caller after a holder that does
+/// not exist.
+pub fn refused_lock_is_not_a_timeout(ctx: &Ctx) -> Result<(), Stop> {
+    let (ns, p) = ctx.fresh()?;
+    let wait = Duration::from_secs(2);
+    for slot in ["a fresh slot", "a slot whose lock was held and released"] {
+        if slot != "a fresh slot" {
+            let held = ctx.ok("lock of the free lock", p.lock(Duration::from_secs(5)))?;
+            ctx.ok("release of that lock", held.release())?;
+        }
+        let locker = std::sync::Arc::clone(&p);
+        let result = under_fault(ctx, &ns, Fault::AccessDenied, "lock", move || {
+            locker.lock(wait).and_then(|guard| guard.release())
+        })?;
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AccessDenied => {}
+            Err(e) => {
+                return Err(ctx.fail(
+                    format!("in {slot}, the free lock asked for with a wait of {wait:?} under access_denied: granted or AccessDenied"),
+                    blob::describe_error(&e),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whatever a release under `access_denied` answered, what it could not undo must not keep

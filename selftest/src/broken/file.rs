@@ -88,6 +88,9 @@ pub enum Flaw {
     /// `lock` is an `O_EXCL` lock file, as MSAL's; release removes it but answers `Ok`
     /// when the removal fails, leaving the lock held.
     ReleaseIgnoresErrors,
+    /// `lock` takes every error of opening its lock file for "someone holds it" and
+    /// retries until its wait runs out.
+    LockRetriesRefusals,
     /// `delete` takes every error of removing the blob file for "nothing was there".
     DeleteErrorsAsAbsent,
     /// `version` takes every error of inspecting the blob file for "nothing stored".
@@ -115,6 +118,7 @@ impl Flaw {
         Flaw::ShortNameLimit,
         Flaw::BreaksLongWaits,
         Flaw::ReleaseIgnoresErrors,
+        Flaw::LockRetriesRefusals,
         Flaw::DeleteErrorsAsAbsent,
         Flaw::VersionErrorsAsAbsent,
         Flaw::StuckAfterRefusedRelease,
@@ -219,6 +223,12 @@ impl Flaw {
                 "file_lock_breaks_long_waits",
                 "a live process holding the lock keeps it however long another waits (a waiter replaces the lock file after 3 s)",
                 "lock::live_holder_kept_through_long_wait",
+                &[],
+            ),
+            Flaw::LockRetriesRefusals => s(
+                "file_lock_retries_refusals",
+                "a request for a free lock that the storage refuses fails with AccessDenied, not LockTimeout",
+                "faults::refused_lock_is_not_a_timeout",
                 &[],
             ),
             Flaw::ReleaseIgnoresErrors => s(
@@ -423,17 +433,22 @@ impl BrokenFile {
 
     fn flock(&self, wait: Duration) -> Result<LockGuard> {
         let file = self
-            .open_options()
-            .read(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.lock_path)
+            .open_lock_file()
             .map_err(|e| Error::io("open lock file", &self.lock_path, e))?;
         poll(wait, &self.lock_path, || try_flock(&file))?;
         Ok(LockGuard::new(Held(Box::new(move || {
             drop(file);
             Ok(())
         }))))
+    }
+
+    /// The lock file that `flock` locks, created when missing and kept.
+    fn open_lock_file(&self) -> std::io::Result<File> {
+        self.open_options()
+            .read(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock_path)
     }
 
     /// Creates the lock file with `O_EXCL`, waiting at most `wait` while it exists.
@@ -704,6 +719,12 @@ impl CachePersistence for BrokenFile {
                 }
                 other => other,
             },
+            Flaw::LockRetriesRefusals => {
+                // The flaw: an error of opening the lock file is taken for "someone holds
+                // it", and retried until the wait runs out.
+                poll(wait, &self.lock_path, || Ok(self.open_lock_file().is_ok()))?;
+                self.flock(wait)
+            }
             _ => self.flock(wait),
         }
     }
@@ -725,7 +746,6 @@ fn timeout(path: &Path, wait: Duration) -> Error {
     )
 }
 
-/// Calls `attempt` until it answers true or `wait` runs out (at least once).
 /// When a wait of `wait` from now ends. A wait too long to add to the clock (the
 /// `Duration::MAX` of "no deadline") ends in a year, as good as never for any test.
 fn deadline_of(wait: Duration) -> Instant {
@@ -734,6 +754,7 @@ fn deadline_of(wait: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
+/// Calls `attempt` until it answers true or `wait` runs out (at least once).
 fn poll(wait: Duration, path: &Path, mut attempt: impl FnMut() -> Result<bool>) -> Result<()> {
     let deadline = deadline_of(wait);
     let mut delay = Duration::from_micros(500);
