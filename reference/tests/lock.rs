@@ -401,6 +401,38 @@ fn a_stopped_first_waiter_is_passed_after_a_bound() {
     first.expect_line("released");
 }
 
+/// A process arriving while the lock is free but another waits in line takes its place
+/// behind it rather than walking in: with the first waiter stopped, the newcomer gets the
+/// lock only once the lock has looked free for the stall bound (50 ms).
+#[test]
+fn a_newcomer_queues_behind_a_waiter_in_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("n.lockfile");
+    let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
+    let mut first = Worker::waiter(&path, Duration::from_millis(10));
+    wait_in_line(&path, first.pid());
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &first.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig}");
+    };
+    signal("-STOP");
+    wait_until_stopped(first.pid());
+    drop(guard);
+    let arrived = Instant::now();
+    let newcomer = FileLock::new(&path)
+        .acquire(LONG)
+        .expect("the newcomer passes the stopped waiter");
+    let waited = arrived.elapsed();
+    drop(newcomer);
+    signal("-CONT");
+    first.expect_line("acquired");
+    first.expect_line("released");
+    assert!(waited >= Duration::from_millis(50), "{waited:?}");
+}
+
 /// Waits until `pid` is stopped: on Linux every one of its threads (`T` in
 /// `/proc/<pid>/task/*/stat`), elsewhere the process as `ps` reports it.
 fn wait_until_stopped(pid: u32) {
