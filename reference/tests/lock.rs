@@ -372,13 +372,6 @@ fn a_stopped_first_waiter_is_passed_after_a_bound() {
     wait_in_line(&path, first.pid());
     let mut second = Worker::waiter(&path, Duration::from_millis(10));
     wait_in_line(&path, second.pid());
-    let signal = |sig: &str, pid: u32| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig} {pid}");
-    };
     // Stopped (as by Ctrl-Z) while first in line: alive, its ticket still locked.
     signal("-STOP", first.pid());
     // `kill` returns once the signal is queued; the process stops only when one of its
@@ -411,14 +404,7 @@ fn a_newcomer_queues_behind_a_waiter_in_line() {
     let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
     let mut first = Worker::waiter(&path, Duration::from_millis(10));
     wait_in_line(&path, first.pid());
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &first.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig}");
-    };
-    signal("-STOP");
+    signal("-STOP", first.pid());
     wait_until_stopped(first.pid());
     drop(guard);
     let arrived = Instant::now();
@@ -427,10 +413,19 @@ fn a_newcomer_queues_behind_a_waiter_in_line() {
         .expect("the newcomer passes the stopped waiter");
     let waited = arrived.elapsed();
     drop(newcomer);
-    signal("-CONT");
+    signal("-CONT", first.pid());
     first.expect_line("acquired");
     first.expect_line("released");
     assert!(waited >= Duration::from_millis(50), "{waited:?}");
+}
+
+/// Sends `sig` (as `kill` takes it, e.g. `-STOP`) to `pid`.
+fn signal(sig: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid}");
 }
 
 /// Waits until `pid` is stopped: on Linux every one of its threads (`T` in
