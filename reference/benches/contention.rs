@@ -7,9 +7,9 @@
 //! wakes its next waiter directly. What four processes lose with the baseline, they lose
 //! to sharing two cores, the page cache and the journal, not to the lock. Then the waits
 //! for the lock (target: none over 50 ms; the median and 99th percentile are printed
-//! too) and the lost updates (must be 0). Each round also says where its longest wait went: how many holds of
-//! other processes it sat through and how long the longest of them was, which tells an
-//! unfair hand-off (many holds) from a slow save (one long hold).
+//! too) and the lost updates (must be 0). Each round also says where its longest wait
+//! went: how many holds of other processes it sat through and how long the longest of
+//! them was, which tells an unfair hand-off (many holds) from a slow save (one long hold).
 //!
 //! The bench binary is its own worker: with `CONTENTION_WORKER` set it runs increments
 //! (under the lock named by `CONTENTION_LOCK`: `ours` or `flock`)

@@ -334,28 +334,31 @@ fn release_is_reported(ctx: &Ctx, fault: Fault) -> Result<(), Stop> {
 /// not exist.
 pub fn refused_lock_is_not_a_timeout(ctx: &Ctx) -> Result<(), Stop> {
     let (ns, p) = ctx.fresh()?;
+    lock_under_refusal(ctx, &ns, &p, "a fresh slot")?;
+    let held = ctx.ok("lock of the free lock", p.lock(Duration::from_secs(5)))?;
+    ctx.ok("release of that lock", held.release())?;
+    lock_under_refusal(ctx, &ns, &p, "a slot whose lock was held and released")
+}
+
+/// Asks for the free lock of `p` under `access_denied`: granted or `AccessDenied`.
+fn lock_under_refusal(
+    ctx: &Ctx,
+    ns: &crate::Namespace,
+    p: &std::sync::Arc<dyn identity_cache_persistence::CachePersistence>,
+    slot: &str,
+) -> Result<(), Stop> {
     let wait = Duration::from_secs(2);
-    for slot in ["a fresh slot", "a slot whose lock was held and released"] {
-        if slot != "a fresh slot" {
-            let held = ctx.ok("lock of the free lock", p.lock(Duration::from_secs(5)))?;
-            ctx.ok("release of that lock", held.release())?;
-        }
-        let locker = std::sync::Arc::clone(&p);
-        let result = under_fault(ctx, &ns, Fault::AccessDenied, "lock", move || {
-            locker.lock(wait).and_then(|guard| guard.release())
-        })?;
-        match result {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AccessDenied => {}
-            Err(e) => {
-                return Err(ctx.fail(
-                    format!("in {slot}, the free lock asked for with a wait of {wait:?} under access_denied: granted or AccessDenied"),
-                    blob::describe_error(&e),
-                ));
-            }
-        }
+    let locker = std::sync::Arc::clone(p);
+    let result = under_fault(ctx, ns, Fault::AccessDenied, "lock", move || {
+        locker.lock(wait).and_then(|guard| guard.release())
+    })?;
+    match result {
+        Err(e) if e.kind() != ErrorKind::AccessDenied => Err(ctx.fail(
+            format!("in {slot}, the free lock asked for with a wait of {wait:?} under access_denied: granted or AccessDenied"),
+            blob::describe_error(&e),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Whatever a release under `access_denied` answered, what it could not undo must not keep
