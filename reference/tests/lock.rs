@@ -419,6 +419,88 @@ fn a_newcomer_queues_behind_a_waiter_in_line() {
     assert!(waited >= Duration::from_millis(50), "{waited:?}");
 }
 
+/// A process taking the lock back to back keeps it without queueing for a slice (5 ms)
+/// at most while another process is in line, then queues behind it; here behind a stopped
+/// waiter, which it passes only once the lock has looked free for the stall bound (50 ms).
+#[test]
+fn back_to_back_holds_queue_behind_a_waiter_after_a_slice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("g.lockfile");
+    let lock = FileLock::new(&path);
+    let guard = lock.acquire(LONG).expect("acquire");
+    let mut first = Worker::waiter(&path, Duration::from_millis(10));
+    wait_in_line(&path, first.pid());
+    signal("-STOP", first.pid());
+    wait_until_stopped(first.pid());
+    drop(guard);
+    // Holds of 1 ms: a slice has room for four at most, then the run queues.
+    let (mut in_a_row, mut most_in_a_row) = (0, 0);
+    for _ in 0..20 {
+        let started = Instant::now();
+        let guard = lock.acquire(LONG).expect("acquire");
+        if started.elapsed() >= Duration::from_millis(50) {
+            in_a_row = 0;
+        } else {
+            in_a_row += 1;
+            most_in_a_row = most_in_a_row.max(in_a_row);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        drop(guard);
+    }
+    signal("-CONT", first.pid());
+    first.expect_line("acquired");
+    first.expect_line("released");
+    assert!(
+        most_in_a_row <= 8,
+        "{most_in_a_row} holds back to back past a waiter in line"
+    );
+}
+
+/// A waiter behind a stopped first waiter passes it only once the lock has looked free for
+/// the stall bound without a break: a lock taken and released again and again by a holder
+/// outside the line (MSAL Node here: create, hold, unlink), free for a moment between holds,
+/// never counts as stalled, so the second waiter keeps its place until those holds stop.
+#[test]
+fn a_lock_free_only_between_holds_is_not_a_stalled_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("b.lockfile");
+    let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
+    let mut first = Worker::waiter(&path, Duration::from_millis(10));
+    wait_in_line(&path, first.pid());
+    let mut second = Worker::waiter(&path, Duration::from_millis(10));
+    wait_in_line(&path, second.pid());
+    signal("-STOP", first.pid());
+    wait_until_stopped(first.pid());
+    drop(guard);
+    // Holds of 20 ms with gaps of 1 ms for a second, each by an exclusive create naming
+    // this (live) process, as MSAL Node holds it; a create that finds the file taken means
+    // that the second waiter walked in.
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut taken = 0;
+    while Instant::now() < until {
+        match fs::File::options().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                file.write_all(std::process::id().to_string().as_bytes())
+                    .expect("write pid");
+                std::thread::sleep(Duration::from_millis(20));
+                fs::remove_file(&path).expect("unlink");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => taken += 1,
+            Err(e) => panic!("create: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    second.expect_line("acquired");
+    second.expect_line("released");
+    signal("-CONT", first.pid());
+    first.expect_line("acquired");
+    first.expect_line("released");
+    assert_eq!(
+        taken, 0,
+        "the second waiter passed the first while the holds went on"
+    );
+}
+
 /// Sends `sig` (as `kill` takes it, e.g. `-STOP`) to `pid`.
 fn signal(sig: &str, pid: u32) {
     let status = std::process::Command::new("kill")
