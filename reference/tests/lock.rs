@@ -368,17 +368,9 @@ fn a_stopped_first_waiter_is_passed_after_a_bound() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.lockfile");
     let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
-    let mut first = Worker::waiter(&path, Duration::from_millis(10));
-    wait_in_line(&path, first.pid());
+    let mut first = stopped_first_waiter(&path);
     let mut second = Worker::waiter(&path, Duration::from_millis(10));
     wait_in_line(&path, second.pid());
-    // Stopped (as by Ctrl-Z) while first in line: alive, its ticket still locked.
-    signal("-STOP", first.pid());
-    // `kill` returns once the signal is queued; the process stops only when one of its
-    // threads takes the signal, and until then its other threads run on. Dropping the
-    // guard before every thread has stopped would let the waiting thread take the lock
-    // and then be stopped holding it.
-    wait_until_stopped(first.pid());
     let released = Instant::now();
     drop(guard);
     second.expect_line("acquired");
@@ -389,9 +381,7 @@ fn a_stopped_first_waiter_is_passed_after_a_bound() {
         "{waited:?}"
     );
     second.expect_line("released");
-    signal("-CONT", first.pid());
-    first.expect_line("acquired");
-    first.expect_line("released");
+    resume(&mut first);
 }
 
 /// A process arriving while the lock is free but another waits in line takes its place
@@ -402,10 +392,7 @@ fn a_newcomer_queues_behind_a_waiter_in_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("n.lockfile");
     let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
-    let mut first = Worker::waiter(&path, Duration::from_millis(10));
-    wait_in_line(&path, first.pid());
-    signal("-STOP", first.pid());
-    wait_until_stopped(first.pid());
+    let mut first = stopped_first_waiter(&path);
     drop(guard);
     let arrived = Instant::now();
     let newcomer = FileLock::new(&path)
@@ -413,9 +400,7 @@ fn a_newcomer_queues_behind_a_waiter_in_line() {
         .expect("the newcomer passes the stopped waiter");
     let waited = arrived.elapsed();
     drop(newcomer);
-    signal("-CONT", first.pid());
-    first.expect_line("acquired");
-    first.expect_line("released");
+    resume(&mut first);
     assert!(waited >= Duration::from_millis(50), "{waited:?}");
 }
 
@@ -428,10 +413,7 @@ fn back_to_back_holds_queue_behind_a_waiter_after_a_slice() {
     let path = dir.path().join("g.lockfile");
     let lock = FileLock::new(&path);
     let guard = lock.acquire(LONG).expect("acquire");
-    let mut first = Worker::waiter(&path, Duration::from_millis(10));
-    wait_in_line(&path, first.pid());
-    signal("-STOP", first.pid());
-    wait_until_stopped(first.pid());
+    let mut first = stopped_first_waiter(&path);
     drop(guard);
     // Holds of 1 ms: a slice has room for four at most, then the run queues.
     let (mut in_a_row, mut most_in_a_row) = (0, 0);
@@ -447,9 +429,7 @@ fn back_to_back_holds_queue_behind_a_waiter_after_a_slice() {
         std::thread::sleep(Duration::from_millis(1));
         drop(guard);
     }
-    signal("-CONT", first.pid());
-    first.expect_line("acquired");
-    first.expect_line("released");
+    resume(&mut first);
     assert!(
         most_in_a_row <= 8,
         "{most_in_a_row} holds back to back past a waiter in line"
@@ -465,12 +445,9 @@ fn a_lock_free_only_between_holds_is_not_a_stalled_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("b.lockfile");
     let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
-    let mut first = Worker::waiter(&path, Duration::from_millis(10));
-    wait_in_line(&path, first.pid());
+    let mut first = stopped_first_waiter(&path);
     let mut second = Worker::waiter(&path, Duration::from_millis(10));
     wait_in_line(&path, second.pid());
-    signal("-STOP", first.pid());
-    wait_until_stopped(first.pid());
     drop(guard);
     // Holds of 20 ms with gaps of 1 ms for a second, each by an exclusive create naming
     // this (live) process, as MSAL Node holds it; a create that finds the file taken means
@@ -492,13 +469,32 @@ fn a_lock_free_only_between_holds_is_not_a_stalled_line() {
     }
     second.expect_line("acquired");
     second.expect_line("released");
-    signal("-CONT", first.pid());
-    first.expect_line("acquired");
-    first.expect_line("released");
+    resume(&mut first);
     assert_eq!(
         taken, 0,
         "the second waiter passed the first while the holds went on"
     );
+}
+
+/// A waiter that joins the line of the lock at `path`, which the caller holds, and is then
+/// stopped (as by Ctrl-Z) while first in line: alive, its ticket still locked.
+fn stopped_first_waiter(path: &Path) -> Worker {
+    let first = Worker::waiter(path, Duration::from_millis(10));
+    wait_in_line(path, first.pid());
+    signal("-STOP", first.pid());
+    // `kill` returns once the signal is queued; the process stops only when one of its
+    // threads takes the signal, and until then its other threads run on. Releasing the
+    // lock before every thread has stopped would let the waiting thread take the lock
+    // and then be stopped holding it.
+    wait_until_stopped(first.pid());
+    first
+}
+
+/// Lets a stopped waiter go on, and waits until it has taken and released the lock.
+fn resume(waiter: &mut Worker) {
+    signal("-CONT", waiter.pid());
+    waiter.expect_line("acquired");
+    waiter.expect_line("released");
 }
 
 /// Sends `sig` (as `kill` takes it, e.g. `-STOP`) to `pid`.
