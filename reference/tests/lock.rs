@@ -894,6 +894,10 @@ fn a_holder_killed_as_its_lock_file_appears_costs_the_next_no_grace() {
 /// The child reports by exit status, since it must not unwind into the test harness.
 #[test]
 fn a_forked_child_neither_releases_nor_shares_its_parents_lock() {
+    Worker::forking("neither_releases_nor_shares");
+}
+
+fn forked_child_neither_releases_nor_shares() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.lockfile");
     let guard_path = dir.path().join("c.lockfile.guard");
@@ -928,6 +932,10 @@ fn a_forked_child_neither_releases_nor_shares_its_parents_lock() {
 /// file the parent still has open and would outlive the child.
 #[test]
 fn a_forked_child_killed_holding_the_lock_frees_it() {
+    Worker::forking("killed_holding");
+}
+
+fn forked_child_killed_holding() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.lockfile");
     let lock = FileLock::new(&path);
@@ -958,9 +966,23 @@ fn a_forked_child_killed_holding_the_lock_frees_it() {
     Box::new(again).release().expect("release");
 }
 
-/// Runs `child` in a forked child process and returns the code it exits with. `child` may
-/// only make system calls and calls into this crate: the child leaves with `_exit`, never
-/// returning into the multithreaded test harness (nor unwinding into it: a panic is exit code 101).
+/// The body of the forking test `name`, run in a worker process (`Worker::forking`).
+///
+/// A forked child has only the thread that forked: a lock that another thread held at that
+/// moment stays locked in the child for good. Forked from the test harness, whose other
+/// threads run other lock tests, a child once hung on this crate's registry of lock paths.
+/// A worker runs nothing but the one test body, so no other thread holds anything.
+fn run_forking(name: &str) {
+    match name {
+        "neither_releases_nor_shares" => forked_child_neither_releases_nor_shares(),
+        "killed_holding" => forked_child_killed_holding(),
+        other => panic!("no forking test called {other}"),
+    }
+}
+
+/// Runs `child` in a forked child process and returns the code it exits with. Called only
+/// in a worker (see [`run_forking`]). The child leaves with `_exit`, never returning into the
+/// test harness (nor unwinding into it: a panic is exit code 101).
 fn exit_code_of_forked(child: impl FnOnce() -> i32) -> i32 {
     // SAFETY: see above; the child runs nothing of the parent's but `child`.
     let pid = unsafe { libc::fork() };
@@ -1395,6 +1417,12 @@ mod support {
             )
         }
 
+        /// Runs the forking test body `name` (see `run_forking`) in a worker and waits
+        /// for it to pass; its panic, if any, shows on the worker's stderr.
+        pub fn forking(name: &str) {
+            Worker::spawn("fork", &[name.to_owned()]).finish("passed");
+        }
+
         /// Waits for a `nest` worker to finish successfully.
         pub fn finish_nester(self) {
             self.finish("finished");
@@ -1630,6 +1658,10 @@ mod support {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 report("finished");
+            }
+            "fork" => {
+                super::run_forking(&args[0]);
+                report("passed");
             }
             other => panic!("unknown worker role {other}"),
         }
