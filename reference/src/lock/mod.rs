@@ -188,6 +188,12 @@ fn step(step: &'static str) {
 /// Cheap to create and clone; it touches nothing until [`acquire`](FileLock::acquire).
 /// All `FileLock` values of one path exclude each other, in one process and across
 /// processes; see the [module documentation](self) for the protocol.
+///
+/// A forked child may use the lock (it then takes it as a process of its own) when it was
+/// forked by a process with one thread, or at a moment when no other thread was inside a
+/// `FileLock` call: as with any library that keeps a process-wide mutex, a lock that
+/// another thread held at the fork stays held in the child, whose `acquire` then waits
+/// for it for good.
 #[derive(Debug, Clone)]
 pub struct FileLock {
     path: PathBuf,
