@@ -4,7 +4,7 @@
 //! Of an in-process plugin, only events and spans emitted on the calling thread while
 //! [`capture`] runs are seen (threads the plugin spawns are outside its view). Of a plugin
 //! process (`exec:`, and workers), every line it wrote to stderr by the time it exited, if
-//! it exited inside the capture: see [`crate::protocol::stderr`].
+//! it exited inside the capture: see `protocol::stderr`.
 
 use std::{
     fmt::{self, Write as _},

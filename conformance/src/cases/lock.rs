@@ -432,7 +432,7 @@ pub fn excludes_other_process(ctx: &Ctx) -> std::result::Result<(), Stop> {
 /// holders' locks by age or by wait would use.
 const LONG_WAIT: Duration = Duration::from_millis(5500);
 
-/// A worker process holds the lock and stays alive: a wait here of [`LONG_WAIT`] ends in
+/// A worker process holds the lock and stays alive: a wait here of 5.5 s (`LONG_WAIT`) ends in
 /// `LockTimeout`.
 pub fn live_holder_kept_through_long_wait(ctx: &Ctx) -> std::result::Result<(), Stop> {
     excluded_by_worker(ctx, LONG_WAIT)

@@ -57,7 +57,7 @@ impl Default for ClientOptions {
 /// Contract:
 /// - [`spawn`](ProcessPlugin::spawn) starts the command with piped stdin and stdout
 ///   (stderr is passed through to the suite's stderr, and kept for the cases that check
-///   what a plugin logs: [`super::stderr`]), in a process group of its own on Unix so
+///   what a plugin logs: `protocol::stderr`), in a process group of its own on Unix so
 ///   that [`kill`](ProcessPlugin::kill) also reaches processes it started (`sh -c` lines),
 ///   and completes the `hello` handshake before returning. The handle is the one of
 ///   `hello`.

@@ -37,7 +37,7 @@ pub fn parse_pid(content: &[u8]) -> Option<u32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Liveness {
-    /// A process with this pid runs (or the platform cannot tell, see [`liveness`]); it
+    /// A process with this pid runs (or the platform cannot tell, see `liveness`); it
     /// may be the holder.
     Alive,
     /// No process with this pid runs, or only a zombie: it holds nothing.

@@ -27,20 +27,20 @@ use crate::{
 ///   Diffie-Hellman session, as libsecret uses).
 /// - **Marker**: an empty file at the cache path (0600, its directory 0700), rewritten
 ///   atomically after every save, as the SDKs touch theirs. Its change token
-///   ([`FilePersistence::version`](CachePersistence::version)) is this backend's change
+///   ([`FilePersistence::version`](crate::CachePersistence::version)) is this backend's change
 ///   token, so checking for changes reads no secret and sends nothing over D-Bus.
 /// - **Lock**: [`FileLock`](crate::lock::FileLock) at `<cache path>.lockfile`, shared
 ///   with the SDKs.
 /// - **Connection**: none until the first operation that needs the Secret Service;
-///   creating this value, [`version`](CachePersistence::version) while a marker exists,
-///   [`lock`](CachePersistence::lock) and [`describe`](CachePersistence::describe) send
+///   creating this value, [`version`](crate::CachePersistence::version) while a marker exists,
+///   [`lock`](crate::CachePersistence::lock) and [`describe`](crate::CachePersistence::describe) send
 ///   nothing over D-Bus. Clones share one connection; a broken connection is reopened on
 ///   the next call.
-/// - **Locked keyring**: reported as [`AccessDenied`](ErrorKind::AccessDenied) saying
+/// - **Locked keyring**: reported as [`AccessDenied`](crate::ErrorKind::AccessDenied) saying
 ///   "locked"; this type never asks the Secret Service to unlock, since that pops up a
 ///   prompt (which without a display fails, and with one blocks the caller).
-/// - **Size**: blobs up to [`MAX_SIZE`]; larger ones fail with
-///   [`TooLarge`](ErrorKind::TooLarge) before anything is sent.
+/// - **Size**: blobs up to [`MAX_SIZE`](super::MAX_SIZE); larger ones fail with
+///   [`TooLarge`](crate::ErrorKind::TooLarge) before anything is sent.
 #[derive(Debug, Clone)]
 pub struct SecretServicePersistence {
     profile: KeyringProfile,
@@ -54,7 +54,7 @@ impl SecretServicePersistence {
     /// over D-Bus.
     ///
     /// A path without a file name, or whose file name is not UTF-8 (Secret Service
-    /// attributes and labels are strings): [`InvalidName`](ErrorKind::InvalidName).
+    /// attributes and labels are strings): [`InvalidName`](crate::ErrorKind::InvalidName).
     ///
     /// ```no_run
     /// use identity_cache_persistence::{CachePersistence, KeyringProfile, SecretServicePersistence};
@@ -112,15 +112,15 @@ impl SecretServicePersistence {
     ///
     /// - Usable: `Ok(())`.
     /// - No D-Bus session bus (none running, a bad address):
-    ///   [`StorageUnavailable`](ErrorKind::StorageUnavailable), "no D-Bus session bus: …".
+    ///   [`StorageUnavailable`](crate::ErrorKind::StorageUnavailable), "no D-Bus session bus: …".
     /// - A bus without a Secret Service:
-    ///   [`StorageUnavailable`](ErrorKind::StorageUnavailable),
+    ///   [`StorageUnavailable`](crate::ErrorKind::StorageUnavailable),
     ///   "no Secret Service (org.freedesktop.secrets) on the bus …".
-    /// - The default collection is locked: [`AccessDenied`](ErrorKind::AccessDenied),
+    /// - The default collection is locked: [`AccessDenied`](crate::ErrorKind::AccessDenied),
     ///   "… is locked …".
-    /// - Access refused: [`AccessDenied`](ErrorKind::AccessDenied), "permission denied …".
+    /// - Access refused: [`AccessDenied`](crate::ErrorKind::AccessDenied), "permission denied …".
     /// - The item was stored but reads back differently or not at all:
-    ///   [`Other`](ErrorKind::Other).
+    ///   [`Other`](crate::ErrorKind::Other).
     pub fn validate(&self) -> Result<()> {
         let token = format!(
             "persistence validation {}-{:016x}",
