@@ -369,6 +369,14 @@ impl PrivateKeyring {
 
 impl Drop for PrivateKeyring {
     fn drop(&mut self) {
+        // A test failing because the daemon died under it (gnome-keyring has been seen to
+        // stop on a fatal GLib error, `trap int3` in the kernel log) would otherwise lose
+        // the daemon's log with the scratch directory: print how it ended and the log.
+        if std::thread::panicking()
+            && let Some(gone) = self.daemon_gone()
+        {
+            eprintln!("{gone}");
+        }
         if let Some(mut daemon) = self.keyring.take() {
             stop(&mut daemon);
         }
