@@ -24,10 +24,6 @@ const MAX_SIZE: usize = 65_536;
 #[cfg(target_os = "linux")]
 const DB_ENV: &str = "IDENTITY_CACHE_DB_KEYSTORE";
 
-/// Nothing to tell: the run's directory does not go away under it.
-#[cfg(target_os = "linux")]
-impl in_child::Environment for tempfile::TempDir {}
-
 #[cfg(target_os = "linux")]
 fn main() {
     const TARGET: &str = "keyring_store_db";

@@ -981,8 +981,9 @@ fn run_forking(name: &str) {
 }
 
 /// Runs `child` in a forked child process and returns the code it exits with. Called only
-/// in a worker (see [`run_forking`]). The child leaves with `_exit`, never returning into the
-/// test harness (nor unwinding into it: a panic is exit code 101).
+/// in a worker (see [`run_forking`]). `child` may only make system calls and calls into
+/// this crate: the child leaves with `_exit`, never returning into the test harness (nor
+/// unwinding into it: a panic is exit code 101).
 fn exit_code_of_forked(child: impl FnOnce() -> i32) -> i32 {
     // SAFETY: see above; the child runs nothing of the parent's but `child`.
     let pid = unsafe { libc::fork() };

@@ -10,9 +10,6 @@ use keyring_core::api::CredentialStoreApi;
 
 use crate::{in_child, libsecret_container, report_skip};
 
-/// Nothing to tell: a container that stopped under the run shows in the cases' errors.
-impl in_child::Environment for libsecret_container::Started {}
-
 /// Runs the suite for `target` against the store `open` makes on the container's bus.
 /// Returns only when the run is skipped.
 pub fn main<S: CredentialStoreApi + Send + Sync + 'static>(

@@ -23,16 +23,6 @@ const CHILD_ENV: &str = "IDENTITY_CACHE_KEYRING_STORE_CHILD";
 /// (name, value) through which the store finds it.
 pub type SetUp<T> = (T, &'static str, OsString);
 
-/// A set-up that can tell, after a failed run, whether it went away under the run (a
-/// daemon that died): then the cases that failed with it were failed by the environment,
-/// not by the store, and the run should say so.
-pub trait Environment {
-    /// Why the set-up no longer works, when it does not; `None` while it works.
-    fn gone(&mut self) -> Option<String> {
-        None
-    }
-}
-
 /// Runs the suite for `target` against the store `open` makes, taking secrets of at most
 /// `max_size` bytes when it has a limit, with the known gaps of `{target}.toml`, once
 /// `set_up` has set up what it needs. `set_up` returns `None` when the run is skipped,
@@ -44,7 +34,6 @@ pub fn main<S, T>(
     set_up: impl FnOnce() -> Option<SetUp<T>>,
 ) where
     S: CredentialStoreApi + Send + Sync + 'static,
-    T: Environment,
 {
     if std::env::var_os(CHILD_ENV).is_some() {
         let store = keyring_store::open_or_exit(target, open());
@@ -53,7 +42,7 @@ pub fn main<S, T>(
             &format!("{target}.toml"),
         )
     }
-    let Some((mut guard, name, value)) = set_up() else {
+    let Some((guard, name, value)) = set_up() else {
         return;
     };
     let run_start = Instant::now();
@@ -69,11 +58,6 @@ pub fn main<S, T>(
         value.to_string_lossy(),
         run_start.elapsed().as_millis()
     );
-    if child.as_ref().is_ok_and(|status| !status.success())
-        && let Some(gone) = guard.gone()
-    {
-        eprintln!("{target}: {gone}");
-    }
     drop(guard);
     match child {
         // Killed by a signal: no exit code, a failure.

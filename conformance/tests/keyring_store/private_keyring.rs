@@ -9,14 +9,6 @@ use keyring_core::api::CredentialStoreApi;
 
 use crate::{in_child, keyring};
 
-/// The private keyring's daemon can die under a run (it did on CI once, cause unknown):
-/// a failed run then says how it ended and the end of its log.
-impl in_child::Environment for keyring::PrivateKeyring {
-    fn gone(&mut self) -> Option<String> {
-        self.daemon_gone()
-    }
-}
-
 /// Runs the suite for `target` against the store `open` makes on a private keyring.
 /// Returns only when the run is skipped.
 pub fn main<S: CredentialStoreApi + Send + Sync + 'static>(

@@ -273,17 +273,17 @@ impl PrivateKeyring {
         std::fs::read_to_string(self.bus.dir.path().join("gnome-keyring.log")).unwrap_or_default()
     }
 
-    /// When the daemon is no longer running: how it ended and the end of its log, for a
-    /// run whose cases failed with "no Secret Service" to say why. `None` while it runs.
+    /// When the daemon died under the test (it is not running, and no test stopped it):
+    /// how it ended and the end of its log. `None` while it runs, or once a test stopped it.
     ///
     /// The daemon quits on SIGTERM or SIGHUP and when its bus connection closes; a crash
-    /// shows as a signal in the status.
-    pub fn daemon_gone(&mut self) -> Option<String> {
-        let status = match self.keyring.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => return None,
-            Some(Ok(Some(status))) => status.to_string(),
-            Some(Err(e)) => format!("unknown ({e})"),
-            None => "stopped by the test".to_owned(),
+    /// shows as a signal in the status (gnome-keyring has been seen to stop on a fatal
+    /// GLib error, `trap int3` in the kernel log).
+    fn died(&mut self) -> Option<String> {
+        let status = match self.keyring.as_mut().map(Child::try_wait)? {
+            Ok(None) => return None,
+            Ok(Some(status)) => status.to_string(),
+            Err(e) => format!("unknown ({e})"),
         };
         let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
@@ -369,13 +369,12 @@ impl PrivateKeyring {
 
 impl Drop for PrivateKeyring {
     fn drop(&mut self) {
-        // A test failing because the daemon died under it (gnome-keyring has been seen to
-        // stop on a fatal GLib error, `trap int3` in the kernel log) would otherwise lose
-        // the daemon's log with the scratch directory: print how it ended and the log.
-        if std::thread::panicking()
-            && let Some(gone) = self.daemon_gone()
-        {
-            eprintln!("{gone}");
+        // The keyring is the environment, not what is checked: when its daemon died under
+        // the run, say so before its log goes with the scratch directory, or every case
+        // that failed with it reads as the backend's failure. (libtest shows it only for a
+        // test that failed.)
+        if let Some(died) = self.died() {
+            eprintln!("{died}");
         }
         if let Some(mut daemon) = self.keyring.take() {
             stop(&mut daemon);
