@@ -3,8 +3,8 @@
 //!
 //! Of an in-process plugin, only events and spans emitted on the calling thread while
 //! [`capture`] runs are seen (threads the plugin spawns are outside its view). Of a plugin
-//! process (`exec:`, and workers), every line it wrote to stderr by the time it exited, if
-//! it exited inside the capture: see `protocol::stderr`.
+//! process (`exec:`, and workers), every line it wrote to stderr, if it was started on the
+//! calling thread and exited inside the capture: see `protocol::stderr`.
 
 use std::{
     fmt::{self, Write as _},
@@ -21,15 +21,15 @@ use tracing::{
 };
 
 /// Runs `f` with a subscriber that records every event and span field as text; returns
-/// `f`'s result and the text, followed by the stderr lines of plugin processes written
-/// meanwhile (those of other cases running at the same time included).
+/// `f`'s result and the text, followed by the stderr lines of the plugin processes `f`
+/// started (never those of other cases running at the same time).
 pub fn capture<T>(f: impl FnOnce() -> T) -> (T, String) {
     let collector = Collector::default();
     let text = Arc::clone(&collector.text);
-    let mark = crate::protocol::stderr::mark();
-    let result = tracing::subscriber::with_default(collector, f);
+    let (result, stderr) =
+        crate::protocol::stderr::collect(|| tracing::subscriber::with_default(collector, f));
     let mut text = text.lock().map(|t| t.clone()).unwrap_or_default();
-    text.push_str(&crate::protocol::stderr::since(mark));
+    text.push_str(&stderr.text());
     (result, text)
 }
 

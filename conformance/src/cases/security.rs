@@ -413,7 +413,7 @@ pub fn blob_not_in_errors(ctx: &Ctx) -> Result<(), Stop> {
 
 /// Logs written while the plugin saves, loads, locks, times out, deletes and fails do not
 /// contain the blob. Calls run on this thread, where the log capture sees them; plugin
-/// processes are started and ended inside the capture, so all of their stderr is seen.
+/// processes are started on this thread and ended inside the capture, so all of their stderr is seen.
 pub fn blob_not_in_logs(ctx: &Ctx) -> Result<(), Stop> {
     let data = secret(ctx);
     let forms = leak_forms(&data);

@@ -1,14 +1,15 @@
 //! What plugin processes write to stderr: passed through to the suite's own stderr, as
-//! before, and kept in one process-wide log so that cases can check it (a plugin process
-//! must not log the blob any more than a Rust plugin may; `security::blob_not_in_logs`).
+//! before, and kept for the case that started them, so that it can check it (a plugin
+//! process must not log the blob any more than a Rust plugin may;
+//! `security::blob_not_in_logs`).
 //!
-//! The log is shared by every plugin process of the run. A case finds its own lines by a
-//! [`mark`] taken before it starts its plugins, and by content: the secrets that cases
-//! look for are unique to each case run, so lines of other cases running meanwhile
-//! cannot make one fail.
+//! A case sees the lines of exactly the processes it started inside [`collect`], on the
+//! thread that runs it: never those of other cases running at the same time. Cases of
+//! different runs can share a secret (the same seed gives the same blob), so a shared log
+//! filtered by content would blame one plugin for what another wrote.
 
 use std::{
-    collections::VecDeque,
+    cell::RefCell,
     io::{self, BufRead, Write as _},
     process::ChildStderr,
     sync::{Arc, Condvar, Mutex, PoisonError},
@@ -18,44 +19,55 @@ use std::{
 
 use super::lock;
 
-/// Lines kept, oldest dropped first: enough for every case of a run to find its own lines
-/// (a case checks right after its plugins exit), bounded for plugins that log a lot.
+/// Lines kept per collection, later ones dropped: bounded for plugins that log a lot.
 const KEPT_LINES: usize = 100_000;
 /// A longer line is kept cut to this many bytes (whole, it still goes to the suite's
 /// stderr): a secret in it is at its start or the cut keeps enough of it to be found.
 const KEPT_LINE_BYTES: usize = 64 * 1024;
 
-struct Log {
-    /// Lines appended since the run started, including those dropped from `lines`.
-    appended: u64,
-    lines: VecDeque<String>,
-}
+/// The stderr lines of the processes started during one [`collect`].
+#[derive(Clone, Default)]
+pub struct Collected(Arc<Mutex<Vec<String>>>);
 
-static LOG: Mutex<Log> = Mutex::new(Log {
-    appended: 0,
-    lines: VecDeque::new(),
-});
-
-fn log() -> std::sync::MutexGuard<'static, Log> {
-    lock(&LOG)
-}
-
-/// A position in the log: [`since`] returns what was appended after it.
-pub fn mark() -> u64 {
-    log().appended
-}
-
-/// The lines appended after `mark` that are still kept, joined with newlines.
-pub fn since(mark: u64) -> String {
-    let log = log();
-    let dropped = log.appended - log.lines.len() as u64;
-    let skip = usize::try_from(mark.saturating_sub(dropped)).unwrap_or(usize::MAX);
-    let mut text = String::new();
-    for line in log.lines.iter().skip(skip) {
-        text.push_str(line);
-        text.push('\n');
+impl Collected {
+    /// The lines read so far, joined with newlines. A process's lines are all here once
+    /// its reader finished, which dropping its last handle waits for.
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        for line in lock(&self.0).iter() {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
     }
-    text
+
+    fn push(&self, line: String) {
+        let mut lines = lock(&self.0);
+        if lines.len() < KEPT_LINES {
+            lines.push(line);
+        }
+    }
+}
+
+thread_local! {
+    /// Where the stderr of processes started on this thread goes, inside [`collect`].
+    static COLLECTING: RefCell<Option<Collected>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, collecting the stderr of every plugin process started on this thread meanwhile
+/// (for as long as the process runs). Nested calls collect into their own set only.
+pub fn collect<T>(f: impl FnOnce() -> T) -> (T, Collected) {
+    /// Puts back the outer collection, also when `f` panics.
+    struct Restore(Option<Collected>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            COLLECTING.with(|c| *c.borrow_mut() = outer);
+        }
+    }
+    let collected = Collected::default();
+    let _restore = Restore(COLLECTING.with(|c| c.replace(Some(collected.clone()))));
+    (f(), collected)
 }
 
 /// The reader of one process's stderr: [`Reader::finish`] waits until it has read to the
@@ -65,8 +77,10 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Reads `stderr` of plugin `pid` on a thread of its own until the pipe closes.
+    /// Reads `stderr` of plugin `pid` on a thread of its own until the pipe closes, keeping
+    /// its lines for the [`collect`] running on this thread, if any.
     pub fn start(pid: u32, stderr: ChildStderr) -> io::Result<Reader> {
+        let collected = COLLECTING.with(|c| c.borrow().clone());
         let done = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&done);
         thread::Builder::new()
@@ -77,15 +91,11 @@ impl Reader {
                 // A read error ends the pipe as EOF does: nothing more can come from it.
                 while stderr.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
                     let _ = io::stderr().lock().write_all(&line);
-                    let text = String::from_utf8_lossy(&line[..line.len().min(KEPT_LINE_BYTES)]);
-                    let mut log = log();
-                    log.lines
-                        .push_back(text.trim_end_matches(['\n', '\r']).to_owned());
-                    log.appended += 1;
-                    if log.lines.len() > KEPT_LINES {
-                        log.lines.pop_front();
+                    if let Some(collected) = &collected {
+                        let text =
+                            String::from_utf8_lossy(&line[..line.len().min(KEPT_LINE_BYTES)]);
+                        collected.push(text.trim_end_matches(['\n', '\r']).to_owned());
                     }
-                    drop(log);
                     line.clear();
                 }
                 let (finished, wake) = &*signal;
@@ -120,11 +130,10 @@ impl Reader {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines_after_a_mark_are_returned_once_the_process_exits() {
-        let before = mark();
+    /// Starts `sh -c script` with its stderr read, and waits until all of it is read.
+    fn run(script: &str) {
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "echo first >&2; echo second >&2"])
+            .args(["-c", script])
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("sh");
@@ -132,11 +141,25 @@ mod tests {
         let reader = Reader::start(child.id(), stderr).expect("reader");
         child.wait().expect("wait");
         assert!(reader.finish(Duration::from_secs(5)));
-        let text = since(before);
-        assert!(
-            text.contains("first\n") && text.contains("second\n"),
-            "{text:?}"
-        );
-        assert!(!since(mark()).contains("first"));
+    }
+
+    #[test]
+    fn a_collection_holds_the_lines_of_the_processes_started_inside_it() {
+        let ((), collected) = collect(|| run("echo first >&2; echo second >&2"));
+        assert_eq!(collected.text(), "first\nsecond\n");
+    }
+
+    #[test]
+    fn processes_started_outside_or_on_other_threads_are_not_collected() {
+        run("echo before >&2");
+        let ((), collected) = collect(|| {
+            thread::spawn(|| run("echo elsewhere >&2"))
+                .join()
+                .expect("thread");
+            let ((), inner) = collect(|| run("echo nested >&2"));
+            assert_eq!(inner.text(), "nested\n");
+            run("echo mine >&2");
+        });
+        assert_eq!(collected.text(), "mine\n");
     }
 }
