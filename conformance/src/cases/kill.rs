@@ -13,12 +13,19 @@
 //!    time `T` (measured in the process about to be killed, just before, because a fresh
 //!    process saves more slowly than a warm one and the machine's load drifts; a median,
 //!    so that one slow save does not stretch it).
-//! 2. **Stratify.** Round `i` of `N` kills its worker `(s + u) / N` of the span
-//!    `[0, SPAN × T]` after its save started, where the strata `s` are a seeded shuffle of
-//!    `0..N` (each used once) and `u` is seeded jitter in `[0, 1)`. Any torn window at
-//!    least `SPAN × T / N` long contains a whole stratum and is hit at least once in `N`
-//!    rounds, up to timing noise; the shuffle keeps the order of the rounds from lining up
-//!    with slow drifts of the machine.
+//! 2. **Survey.** The first half of the rounds kill their worker at phases spread over
+//!    `[0, SPAN]` save times after the save started: round `i` of `N` at `(s + u) / N` of
+//!    the span, where the strata `s` are a seeded shuffle of `0..N` (each used once) and
+//!    `u` is seeded jitter in `[0, 1)`. Each kill shows on which side of the save's commit
+//!    point it fell: it left the old blob (before), or the new one (after).
+//! 3. **Aim.** A save that is not atomic is torn just before its commit point: between
+//!    truncating the file and finishing the write. So the other half of the rounds are
+//!    stratified in the same way over the window where the survey saw the outcome turn from
+//!    old to new, widened by [`AIM_MARGIN`] save times on each side (the commit point of
+//!    one round is not that of the next: save times vary). Those strata are a few times
+//!    narrower than the survey's, so a torn window of a few percent of the save time gets
+//!    several kills, not one at best. With no turn seen (every kill left the same blob)
+//!    the rounds go on surveying.
 //!
 //! A worker whose save had finished when its kill was due is spared and saves the next
 //! round: the kill would show nothing, and starting a process is the dearest part of a
@@ -65,28 +72,85 @@ pub const CALIBRATION_SAVES: usize = 3;
 /// save is slower than the median.
 pub const SPAN: f64 = 1.25;
 
-/// The kill delays of one case: stratified over the span, shuffled, jittered.
+/// How far beyond the survey's turn from old to new blob the aimed kills spread, on
+/// each side, in save times: more than the spread of the commit point between rounds on a
+/// busy machine, and wide enough to cover a torn window that starts well before the end.
+pub const AIM_MARGIN: f64 = 0.05;
+
+/// Which side of the save's commit point a kill fell on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The old blob was left: the kill came before the commit point.
+    Before,
+    /// The new blob was left, or the save finished first.
+    After,
+}
+
+/// The kill phases of one case (in save times after the save started): surveyed, then
+/// aimed at the commit point (see the module docs).
 #[derive(Debug)]
 struct KillTimer {
-    strata: Vec<usize>,
+    survey: Vec<usize>,
+    aim: Vec<usize>,
     rng: fastrand::Rng,
+    /// The latest phase whose kill left the old blob.
+    latest_before: Option<f64>,
+    /// The earliest phase whose kill left the new blob.
+    earliest_after: Option<f64>,
 }
 
 impl KillTimer {
-    /// Delays for `rounds` rounds, drawn from `rng`.
+    /// Phases for `rounds` rounds, drawn from `rng`.
     fn new(rounds: usize, mut rng: fastrand::Rng) -> Self {
-        let mut strata: Vec<usize> = (0..rounds).collect();
-        rng.shuffle(&mut strata);
-        KillTimer { strata, rng }
+        let strata = |n: usize, rng: &mut fastrand::Rng| {
+            let mut strata: Vec<usize> = (0..n).collect();
+            rng.shuffle(&mut strata);
+            strata
+        };
+        let surveyed = rounds.div_ceil(3);
+        KillTimer {
+            survey: strata(surveyed, &mut rng),
+            aim: strata(rounds - surveyed, &mut rng),
+            rng,
+            latest_before: None,
+            earliest_after: None,
+        }
     }
 
-    /// How long after round `round`'s save was sent its worker is killed, for a save that
-    /// takes `save_time`.
-    fn delay(&mut self, round: usize, save_time: Duration) -> Duration {
-        let n = self.strata.len().max(1);
-        let stratum = self.strata.get(round).copied().unwrap_or(round % n);
-        let phase = (stratum as f64 + self.rng.f64()) / n as f64;
-        save_time.mul_f64(SPAN * phase)
+    /// The phase of round `round`'s kill, in save times after its save started.
+    fn phase(&mut self, round: usize) -> f64 {
+        let aimed = round.checked_sub(self.survey.len());
+        let (strata, index, window) = match (aimed, self.turn()) {
+            (Some(i), Some((from, to))) => (
+                &self.aim,
+                i,
+                ((from - AIM_MARGIN).max(0.0), to + AIM_MARGIN),
+            ),
+            _ => (&self.survey, round % self.survey.len().max(1), (0.0, SPAN)),
+        };
+        let n = strata.len().max(1);
+        let stratum = strata.get(index).copied().unwrap_or(index % n);
+        let share = (stratum as f64 + self.rng.f64()) / n as f64;
+        window.0 + share * (window.1 - window.0)
+    }
+
+    /// Records which side of the commit point the kill at `phase` fell on.
+    fn record(&mut self, phase: f64, side: Side) {
+        match side {
+            Side::Before => {
+                self.latest_before = Some(self.latest_before.map_or(phase, |p| p.max(phase)));
+            }
+            Side::After => {
+                self.earliest_after = Some(self.earliest_after.map_or(phase, |p| p.min(phase)));
+            }
+        }
+    }
+
+    /// Where the outcome turned from old to new blob, lowest phase first (the two marks
+    /// cross when the commit point moved between rounds).
+    fn turn(&self) -> Option<(f64, f64)> {
+        let (before, after) = (self.latest_before?, self.earliest_after?);
+        Some((before.min(after), before.max(after)))
     }
 }
 
@@ -169,7 +233,8 @@ pub fn killed_saves(
         sorted.sort();
         let save_time = sorted[sorted.len() / 2];
         let id = round as u64 + 1;
-        let delay = timer.delay(round, save_time);
+        let phase = timer.phase(round);
+        let delay = save_time.mul_f64(phase);
         starting(id);
         let (saved, spared) = save_killed(ctx, worker, blob::self_checking(id, len), delay)?;
         let floor = if saved.is_ok() { id } else { last_seen };
@@ -181,6 +246,12 @@ pub fn killed_saves(
         };
         match loaded_id(local) {
             Ok(seen) if (floor..=id).contains(&seen) => {
+                let side = if seen == id {
+                    Side::After
+                } else {
+                    Side::Before
+                };
+                timer.record(phase, side);
                 last_seen = seen;
                 Ok(spared)
             }
@@ -264,4 +335,43 @@ fn sigkill(pid: u32) {
     }
     #[cfg(not(unix))]
     let _ = pid;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_survey_uses_each_stratum_of_the_span_once() {
+        let mut timer = KillTimer::new(8, fastrand::Rng::with_seed(1));
+        let mut strata: Vec<usize> = (0..4)
+            .map(|round| (timer.phase(round) / SPAN * 4.0) as usize)
+            .collect();
+        strata.sort();
+        assert_eq!(strata, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn aimed_kills_fall_around_the_turn_from_old_to_new() {
+        let mut timer = KillTimer::new(40, fastrand::Rng::with_seed(2));
+        for (phase, side) in [(0.3, Side::Before), (0.8, Side::Before), (0.9, Side::After)] {
+            timer.record(phase, side);
+        }
+        timer.record(1.1, Side::After);
+        for round in 20..40 {
+            let phase = timer.phase(round);
+            assert!((0.7..=1.0).contains(&phase), "round {round}: {phase}");
+        }
+    }
+
+    #[test]
+    fn with_no_turn_seen_the_rounds_go_on_surveying() {
+        let mut timer = KillTimer::new(4, fastrand::Rng::with_seed(3));
+        timer.record(0.5, Side::Before);
+        let phases: Vec<f64> = (2..4).map(|round| timer.phase(round)).collect();
+        assert!(
+            phases.iter().all(|p| (0.0..=SPAN).contains(p)),
+            "{phases:?}"
+        );
+    }
 }
