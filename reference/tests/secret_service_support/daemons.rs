@@ -217,6 +217,8 @@ impl Drop for PrivateBus {
 /// A private bus with an unlocked gnome-keyring on it, both killed on drop.
 pub struct PrivateKeyring {
     keyring: Option<Child>,
+    /// The tests' own connection to the bus, made on first use (`PrivateKeyring::connect`).
+    pub(super) connection: std::sync::OnceLock<zbus::blocking::Connection>,
     // Dropped after the keyring, which would otherwise see its bus vanish first.
     bus: PrivateBus,
 }
@@ -226,7 +228,11 @@ impl PrivateKeyring {
     /// default collection) on it, and waits until it owns `org.freedesktop.secrets`.
     pub fn start() -> PrivateKeyring {
         let bus = PrivateBus::start();
-        let mut keyring = PrivateKeyring { keyring: None, bus };
+        let mut keyring = PrivateKeyring {
+            keyring: None,
+            connection: std::sync::OnceLock::new(),
+            bus,
+        };
         keyring.start_daemon();
         keyring
     }
