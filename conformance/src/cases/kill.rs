@@ -13,13 +13,13 @@
 //!    time `T` (measured in the process about to be killed, just before, because a fresh
 //!    process saves more slowly than a warm one and the machine's load drifts; a median,
 //!    so that one slow save does not stretch it).
-//! 2. **Survey.** The first half of the rounds kill their worker at phases spread over
+//! 2. **Survey.** The first third of the rounds kill their worker at phases spread over
 //!    `[0, SPAN]` save times after the save started: round `i` of `N` at `(s + u) / N` of
 //!    the span, where the strata `s` are a seeded shuffle of `0..N` (each used once) and
 //!    `u` is seeded jitter in `[0, 1)`. Each kill shows on which side of the save's commit
 //!    point it fell: it left the old blob (before), or the new one (after).
 //! 3. **Aim.** A save that is not atomic is torn just before its commit point: between
-//!    truncating the file and finishing the write. So the other half of the rounds are
+//!    truncating the file and finishing the write. So the other rounds are
 //!    stratified in the same way over the window where the survey saw the outcome turn from
 //!    old to new, widened by [`AIM_MARGIN`] save times on each side (the commit point of
 //!    one round is not that of the next: save times vary). Those strata are a few times
