@@ -10,6 +10,9 @@
 //! too) and the lost updates (must be 0). Each round also says where its longest wait
 //! went: how many holds of other processes it sat through and how long the longest of
 //! them was, which tells an unfair hand-off (many holds) from a slow save (one long hold).
+//! And the CPU time (user + system) the workers spent per increment: a blocking `flock`
+//! waiter spends none, while ours look at the lock file and the line; on a machine with
+//! as few cores as processes, that time is taken from the holder's load and save.
 //!
 //! The bench binary is its own worker: with `CONTENTION_WORKER` set it runs increments
 //! (under the lock named by `CONTENTION_LOCK`: `ours` or `flock`)
@@ -45,6 +48,8 @@ fn main() {
     let mut baseline_ratios = Vec::new();
     let mut rates = Vec::new();
     let mut all_waits = Vec::new();
+    let mut cpu = Vec::new();
+    let mut flock_cpu = Vec::new();
     let mut lost = 0;
     for round in 1..=ROUNDS {
         let single = run(1, "ours");
@@ -58,6 +63,8 @@ fn main() {
         rates.push(f64::from(TOTAL) / four.elapsed.as_secs_f64());
         let waits = four.waits();
         let longest = four.longest_wait();
+        cpu.push(four.cpu_per_increment());
+        flock_cpu.push(flock_four.cpu_per_increment());
         println!(
             "round {round}: 1 process {:?} ({:.0}/s, hold median {:?} max {:?}, held {:.0}%); \
              4 processes {:?} ({:.0}/s, hold median {:?} max {:?}); ratio {ratio:.2}; \
@@ -65,7 +72,8 @@ fn main() {
              within one process {:?}); wait median {:?} p99 {:?} max {:?}, over {} \
              waits {} ms; longest wait sat through {} holds of others, longest {:?}; lost {}; \
              baseline flock: 1 process {:?}, 4 processes {:?}, ratio {baseline:.2}, hold median \
-             1 process {:?}, 4 processes {:?}",
+             1 process {:?}, 4 processes {:?}; CPU of the workers per increment: 1 process \
+             {:?}, 4 processes {:?}, baseline flock 1 process {:?}, 4 processes {:?}",
             single.elapsed,
             f64::from(TOTAL) / single.elapsed.as_secs_f64(),
             percentile(&single.holds(), 50),
@@ -91,6 +99,10 @@ fn main() {
             flock_four.elapsed,
             percentile(&flock_single.holds(), 50),
             percentile(&flock_four.holds(), 50),
+            single.cpu_per_increment(),
+            four.cpu_per_increment(),
+            flock_single.cpu_per_increment(),
+            flock_four.cpu_per_increment(),
         );
         all_waits.extend(waits);
     }
@@ -108,11 +120,20 @@ fn main() {
         percentile(&all_waits, 100).as_nanos()
     );
     println!("METRIC rmw.lost {lost}");
+    cpu.sort();
+    flock_cpu.sort();
+    let (cpu, flock_cpu) = (cpu[cpu.len() / 2], flock_cpu[flock_cpu.len() / 2]);
+    println!("METRIC rmw.cpu_per_increment_ns {}", cpu.as_nanos());
+    println!(
+        "METRIC rmw.flock_cpu_per_increment_ns {}",
+        flock_cpu.as_nanos()
+    );
     println!(
         "RESULT cache plugin read-modify-write, 4 processes vs 1 process back to back: median \
          throughput ratio {:.2} (target >= 0.90; baseline blocking flock in the same rounds: \
          {baseline:.2}), wait for the lock median {:?} p99 {:?} longest {:?} (target < 50 ms), \
-         lost updates {lost}",
+         lost updates {lost}; CPU of the 4 workers per increment {cpu:?} (baseline flock: \
+         {flock_cpu:?})",
         ratios[ratios.len() / 2],
         percentile(&all_waits, 50),
         percentile(&all_waits, 99),
@@ -131,6 +152,8 @@ struct Access {
 
 struct Outcome {
     elapsed: Duration,
+    /// CPU time (user + system) of the workers; zero where it cannot be read.
+    cpu: Duration,
     accesses: Vec<Access>,
     lost: u64,
 }
@@ -142,6 +165,10 @@ struct LongestWait {
 }
 
 impl Outcome {
+    fn cpu_per_increment(&self) -> Duration {
+        self.cpu / TOTAL
+    }
+
     fn waits(&self) -> Vec<Duration> {
         self.accesses
             .iter()
@@ -235,6 +262,7 @@ fn run(processes: u32, kind: &str) -> Outcome {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let path = dir.path().join("msal.cache");
     let started = Instant::now();
+    let cpu_before = children_cpu();
     let children: Vec<_> = (0..processes)
         .map(|_| {
             Command::new(std::env::current_exe().expect("exe"))
@@ -264,15 +292,36 @@ fn run(processes: u32, kind: &str) -> Outcome {
         assert!(child.wait().expect("wait").success(), "worker failed");
     }
     let elapsed = started.elapsed();
+    let cpu = children_cpu().saturating_sub(cpu_before);
     let total: u64 = String::from_utf8(std::fs::read(&path).expect("read"))
         .expect("utf8")
         .parse()
         .expect("number");
     Outcome {
         elapsed,
+        cpu,
         accesses,
         lost: u64::from(TOTAL) - total,
     }
+}
+
+/// The CPU time (user + system) of this process's children reaped so far; zero off Unix.
+fn children_cpu() -> Duration {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage only writes the struct it is given, which is plain data.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+            return Duration::ZERO;
+        }
+        let time = |t: libc::timeval| {
+            Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+                + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+        };
+        time(usage.ru_utime) + time(usage.ru_stime)
+    }
+    #[cfg(not(unix))]
+    Duration::ZERO
 }
 
 fn now_ns() -> u128 {
