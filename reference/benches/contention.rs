@@ -123,9 +123,7 @@ fn main() {
         percentile(&all_waits, 100).as_nanos()
     );
     println!("METRIC rmw.lost {lost}");
-    cpu.sort();
-    flock_cpu.sort();
-    let (cpu, flock_cpu) = (cpu[cpu.len() / 2], flock_cpu[flock_cpu.len() / 2]);
+    let (cpu, flock_cpu) = (percentile(&cpu, 50), percentile(&flock_cpu, 50));
     println!("METRIC rmw.cpu_per_increment_ns {}", cpu.as_nanos());
     println!(
         "METRIC rmw.flock_cpu_per_increment_ns {}",

@@ -218,7 +218,7 @@ impl Drop for PrivateBus {
 pub struct PrivateKeyring {
     keyring: Option<Child>,
     /// The tests' own connection to the bus, made on first use (`PrivateKeyring::connect`).
-    pub(super) connection: std::sync::OnceLock<zbus::blocking::Connection>,
+    connection: std::sync::OnceLock<zbus::blocking::Connection>,
     // Dropped after the keyring, which would otherwise see its bus vanish first.
     bus: PrivateBus,
 }
@@ -308,6 +308,21 @@ impl PrivateKeyring {
     /// The bus address.
     pub fn address(&self) -> &str {
         self.bus.address()
+    }
+
+    /// The tests' connection to the keyring's bus: one for the keyring's whole life, shared
+    /// by every call. gnome-keyring has a known race (GNOME gnome-keyring issues 190, 196,
+    /// 199: `gkd_secret_service_get_pkcs11_session: assertion 'client' failed`, then a
+    /// fatal GLib error) that clients connecting, asking and disconnecting in quick
+    /// succession trigger; a connection per call made that cycle over and over.
+    pub fn connect(&self) -> zbus::blocking::Connection {
+        self.connection
+            .get_or_init(|| {
+                zbus::blocking::connection::Builder::address(self.address())
+                    .and_then(|b| b.build())
+                    .expect("connect to the private bus")
+            })
+            .clone()
     }
 
     /// See [`PrivateBus::scratch`].

@@ -8,21 +8,6 @@ mod daemons;
 pub use daemons::*;
 
 impl PrivateKeyring {
-    /// The tests' connection to the keyring's bus: one for the keyring's whole life, shared
-    /// by every call. gnome-keyring has a known race (GNOME gnome-keyring issues 190, 196,
-    /// 199: `gkd_secret_service_get_pkcs11_session: assertion 'client' failed`, then a
-    /// fatal GLib error) that clients connecting, asking and disconnecting in quick
-    /// succession trigger; a connection per call made that cycle over and over.
-    pub fn connect(&self) -> zbus::blocking::Connection {
-        self.connection
-            .get_or_init(|| {
-                zbus::blocking::connection::Builder::address(self.address())
-                    .and_then(|b| b.build())
-                    .expect("connect to the private bus")
-            })
-            .clone()
-    }
-
     /// Locks the default collection through the Secret Service API (`Service.Lock`), as
     /// a screen locker or `secret-tool lock` would.
     pub fn lock_default_collection(&self) {
