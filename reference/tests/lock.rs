@@ -678,6 +678,78 @@ fn the_first_waiter_sleeps_in_the_os_lock_of_the_holders_file() {
     waiter.expect_line("released");
 }
 
+/// A waiter behind another in line sleeps too, in a request for the OS lock of the ticket
+/// of the waiter just ahead of it, which that waiter holds until it leaves the line; a
+/// polling waiter has no such request. Checked by what the kernel shows.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_waiter_behind_another_sleeps_in_the_os_lock_of_its_ticket() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.lockfile");
+    let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
+    let mut first = Worker::waiter(&path, Duration::from_millis(10));
+    wait_in_line(&path, first.pid());
+    let ticket = fs::read_dir(dir.path().join("t.lockfile.queue"))
+        .expect("the line")
+        .filter_map(Result::ok)
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(&format!("-{}", first.pid()))
+        })
+        .expect("the first waiter's ticket");
+    let ino = ticket.metadata().expect("its ticket").ino();
+    let mut second = Worker::waiter(&path, Duration::from_millis(10));
+    let until = Instant::now() + LONG;
+    while blocked_requests(second.pid(), ino) == 0 {
+        assert!(
+            Instant::now() < until,
+            "the second waiter never waited in the OS lock of the first one's ticket"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(guard);
+    for waiter in [&mut first, &mut second] {
+        waiter.expect_line("acquired");
+        waiter.expect_line("released");
+    }
+}
+
+/// The release of a hold that continued a run keeps the OS lock of the lock file (now
+/// unlinked) until the run ends, so that a waiter asleep on it is not woken by every
+/// release of the run; the first hold's release drops it at once, so a process that takes
+/// the lock once never makes a waiter wait for that end. Checked through a second open
+/// file of the lock file, as a waiter's request sees it.
+#[test]
+fn releases_inside_a_run_keep_the_os_lock_until_the_run_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("r.lockfile");
+    let lock = FileLock::new(&path);
+    let observe = |guard| {
+        let file = fs::File::open(&path).expect("the lock file");
+        drop(guard);
+        file
+    };
+    let first = observe(lock.acquire(LONG).expect("acquire"));
+    assert!(first.try_lock().is_ok(), "the first hold's release kept it");
+    first.unlock().expect("unlock");
+    // The second hold continues the run unless this machine stalled for the whole slice
+    // between the two; a few tries make that a non-issue.
+    let kept = (0..5).find_map(|_| {
+        drop(lock.acquire(LONG).expect("acquire"));
+        let file = observe(lock.acquire(LONG).expect("acquire again"));
+        file.try_lock().is_err().then_some(file)
+    });
+    let kept = kept.expect("no release inside a run kept the OS lock");
+    // Dropped when the run ends, a few milliseconds later, without another acquire.
+    let until = Instant::now() + LONG;
+    while kept.try_lock().is_err() {
+        assert!(Instant::now() < until, "the kept OS lock was never dropped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// A waiter whose deadline passes while it sleeps in the holder's OS lock returns in time,
 /// and what it leaves waiting (a helper thread, see `lock/watch.rs`) keeps no lock once
 /// the holder is gone: the next holder, in another process, gets the lock, and this

@@ -57,6 +57,16 @@ struct Run {
     held_since: Option<Instant>,
     /// How long the last hold lasted.
     last_hold: Duration,
+    /// Whether the current hold continued the run (it was taken again without waiting).
+    continued: bool,
+}
+
+impl Run {
+    /// Whether the run so far plus the last hold fits in [`SLICE`].
+    fn is_young(&self) -> bool {
+        self.started
+            .is_some_and(|started| started.elapsed() + self.last_hold < SLICE)
+    }
 }
 
 /// How long a process keeps the lock through back-to-back holds while others may wait.
@@ -114,9 +124,7 @@ impl LocalGuard {
     /// Whether this process's run is young enough to take the lock again without
     /// queueing (see [`Run`]).
     pub(super) fn in_run(&self) -> bool {
-        let run = lock(&self.slot.state).run;
-        run.started
-            .is_some_and(|started| started.elapsed() + run.last_hold < SLICE)
+        lock(&self.slot.state).run.is_young()
     }
 
     /// Records that this process now holds the cross-process lock; `continued` says that
@@ -124,18 +132,26 @@ impl LocalGuard {
     pub(super) fn on_acquired(&self, continued: bool) {
         let mut state = lock(&self.slot.state);
         let now = Instant::now();
-        if !continued || state.run.started.is_none() {
+        let continued = continued && state.run.started.is_some();
+        if !continued {
             state.run.started = Some(now);
         }
+        state.run.continued = continued;
         state.run.held_since = Some(now);
     }
 
-    /// Records the release of the cross-process lock.
-    pub(super) fn on_released(&self) {
+    /// Records the release of the cross-process lock. When the hold continued a run that
+    /// the next acquire could still continue, returns the run's end at the latest (its
+    /// start plus [`SLICE`]; [`in_run`](LocalGuard::in_run) turns false by then): until
+    /// then the release may keep the lock file's OS lock (see `super::keep`). The same
+    /// for every release of a run, so that the timer that drops it is set once per run.
+    pub(super) fn on_released(&self) -> Option<Instant> {
         let mut state = lock(&self.slot.state);
         if let Some(since) = state.run.held_since.take() {
             state.run.last_hold = since.elapsed();
         }
+        let run = state.run;
+        (run.continued && run.is_young()).then_some(run.started? + SLICE)
     }
 }
 
@@ -280,6 +296,29 @@ mod tests {
             }),
             "a hold after waiting starts a new run"
         );
+    }
+
+    /// Only a hold that continued a young run may keep the OS lock past its release, and
+    /// only until the run ends.
+    #[test]
+    fn a_release_names_the_run_end_only_after_a_continued_hold() {
+        let guard = guard("run-end");
+        guard.on_acquired(false);
+        assert_eq!(guard.on_released(), None, "the first hold of a run");
+        assert!(
+            eventually(|| {
+                guard.on_acquired(false);
+                guard.on_released();
+                guard.on_acquired(true);
+                let started = lock(&guard.slot.state).run.started;
+                let end = guard.on_released();
+                end.is_some() && end == started.map(|s| s + SLICE)
+            }),
+            "a continued hold in a young run"
+        );
+        set_run(&guard, ago(6), Duration::ZERO);
+        guard.on_acquired(true);
+        assert_eq!(guard.on_released(), None, "a continued hold of an old run");
     }
 
     #[test]

@@ -38,7 +38,11 @@
 //! To release, it unlinks the path if the path still names the file it holds (never
 //! someone else's lock file), releases the guard, then drops the file's OS lock (Unix:
 //! unlocks the stock, which stays open for the next acquire; Windows: closes the file,
-//! which deletes it, and only then releases the guard).
+//! which deletes it, and only then releases the guard). On Unix, a release inside a run
+//! of back-to-back holds (see [Fair hand-off](#fair-hand-off)) keeps that OS lock of the
+//! now unlinked stock until the run's next acquire or the run's end (`keep`): the lock is
+//! free from the unlink on, but a waiter asleep on that OS lock is woken once per run
+//! rather than once per hold.
 //!
 //! # Waking at the release
 //!
@@ -55,11 +59,18 @@
 //! next holder queue behind it. (Unix only: on Windows a waiter's handle would keep the
 //! released file pending deletion, so waiters there poll.)
 //!
-//! Every other waiter polls, every 50 µs to 2 ms (`wake`) rather than the 50–250 ms of
-//! the other SDKs: the waiters behind the first in line, and the first while the holder
-//! takes no OS lock (MSAL Node, Python's `filelock` variant), whose release no OS lock
-//! tells. Each look also probes the existing file (`stale`): a file whose holder is dead
-//! is removed and the lock taken, without ever letting two live holders in.
+//! A waiter behind others in line sleeps the same way until the waiter just ahead of it
+//! leaves the line (or dies): that waiter holds its ticket's OS lock while it waits (see
+//! below). So with several waiters, only the first is woken by a release, and each of
+//! the others once per waiter ahead of it that takes the lock; and each still looks at
+//! least every `watch::LOOK`, for stale files and for a first waiter that does not take
+//! a free lock.
+//!
+//! The first waiter polls while the holder takes no OS lock (MSAL Node, Python's
+//! `filelock` variant), whose release no OS lock tells, every 50 µs to 2 ms (`wake`)
+//! rather than the 50–250 ms of the other SDKs. Each look also probes the existing file
+//! (`stale`): a file whose holder is dead is removed and the lock taken, without ever
+//! letting two live holders in.
 //!
 //! # Fair hand-off
 //!
@@ -107,7 +118,9 @@
 //!   OS locks, which wakes a waiter sleeping on them at once.
 //! - a waiter killed or stopped while its helper waits for the holder's OS lock leaves at
 //!   most that request, which the OS drops with the process or grants at the release; the
-//!   helper of a live process closes what it was granted at once.
+//!   helper of a live process closes what it was granted at once;
+//! - an OS lock kept through a run (`keep`) is on a file the lock path no longer names, so
+//!   it keeps nobody out; a timer drops it at the run's end, and the OS with the process.
 //!
 //! Processes of the other SDKs know nothing of the line: they compete with its first
 //! waiter, as before, and their files are never touched by it.
@@ -136,6 +149,7 @@ mod create;
 mod file_id;
 mod guard;
 pub(crate) mod holder;
+mod keep;
 mod local;
 mod queue;
 mod stale;
@@ -212,6 +226,8 @@ struct Shared {
     guard: GuardFile,
     /// The private file whose links are our lock files (see `create`).
     stock: StockSlot,
+    /// The stock's OS lock, kept between the holds of a run (see `keep`).
+    keeper: keep::Keeper,
 }
 
 /// What is at a lock path now, as [`FileLock::inspect`] sees it.
@@ -273,6 +289,12 @@ impl FileLock {
         };
         let queue = Queue::for_lock(&self.path);
         let in_run = local.in_run();
+        // The OS lock our last release kept: ours again if the run goes on; dropped before
+        // anything else otherwise, since a waiter may sleep on it.
+        let mut kept = self.shared.keeper.take();
+        if !in_run {
+            kept.release();
+        }
         // Outside a run, the line comes first: join it when anyone is in it.
         let mut ticket = if !in_run && queue.has_waiters() {
             queue.join(deadline)
@@ -287,11 +309,16 @@ impl FileLock {
         let mut seen = Seen::Nothing;
         // Once first in line, first until we leave: later tickets sort after ours.
         let mut first = false;
+        // The live ticket just ahead of ours, while we are not first.
+        let mut ahead = None;
         loop {
             let my_turn = match &ticket {
                 None => true,
                 Some(ticket) => {
-                    first = first || queue.is_first(ticket);
+                    if !first {
+                        ahead = queue.ahead_of(ticket);
+                        first = ahead.is_none();
+                    }
                     first || stall.overdue()
                 }
             };
@@ -310,6 +337,7 @@ impl FileLock {
                 match create_with_content(&self.path, &self.shared.stock) {
                     Ok((file, written)) => {
                         step("lock file created");
+                        kept.adopt(&file);
                         if let Some(file) = self.take_created(file, written, deadline)? {
                             step("OS lock taken");
                             // Leave the line only once holding the lock, so that nobody
@@ -369,6 +397,8 @@ impl FileLock {
                 }
                 None => {}
             }
+            // Waiting now: a waiter asleep on the OS lock we kept must not sleep through it.
+            kept.release();
             let mut my_turn = my_turn;
             if !joined {
                 joined = true;
@@ -376,7 +406,8 @@ impl FileLock {
                 // Whether we are first is learnt now, before the wait, rather than after
                 // the release that ends it, where it would delay taking the lock.
                 if let Some(ticket) = &ticket {
-                    first = queue.is_first(ticket);
+                    ahead = queue.ahead_of(ticket);
+                    first = ahead.is_none();
                     my_turn = first;
                 }
             }
@@ -384,10 +415,15 @@ impl FileLock {
                 return Err(self.timeout(wait, seen));
             }
             // The waiter whose turn it is sleeps until the holder's release when the holder
-            // holds an OS lock (ours, portalocker, .NET); the others, and every waiter
-            // of a holder without one (MSAL Node, Python's `filelock`), poll.
-            if my_turn && holder_locks && self.until_released(deadline) {
+            // holds an OS lock (ours, portalocker, .NET); a waiter behind others in line
+            // sleeps until the waiter just ahead leaves the line; the others, and every
+            // waiter of a holder without one (MSAL Node, Python's `filelock`), poll.
+            if my_turn && holder_locks && self.until_released(&self.path, deadline) {
                 step("woken");
+                pause.reset();
+            } else if let (false, Some(ahead)) = (my_turn, &ahead)
+                && self.until_released(ahead, deadline)
+            {
                 pause.reset();
             } else {
                 pause.wait(deadline, my_turn);
@@ -395,17 +431,18 @@ impl FileLock {
         }
     }
 
-    /// Blocks until the holder of the lock file drops its OS lock, for at most
-    /// `watch::LOOK` and never past `deadline`; `false` when it cannot (see `watch`).
+    /// Blocks until the holder of `file` (the lock file, or the ticket of the waiter
+    /// ahead of ours) drops its OS lock, for at most `watch::LOOK` and never past
+    /// `deadline`; `false` when it cannot (see `watch`).
     #[cfg(unix)]
-    fn until_released(&self, deadline: Instant) -> bool {
+    fn until_released(&self, file: &Path, deadline: Instant) -> bool {
         let until = deadline.min(Instant::now() + watch::LOOK);
-        watch::until_released(self.key(), &self.path, until) == watch::Waited::Yes
+        watch::until_released(self.key(), file, until) == watch::Waited::Yes
     }
 
     /// Waiters poll on Windows (see `watch`).
     #[cfg(not(unix))]
-    fn until_released(&self, _deadline: Instant) -> bool {
+    fn until_released(&self, _file: &Path, _deadline: Instant) -> bool {
         false
     }
 
@@ -538,26 +575,31 @@ impl FileLockGuard {
         }
         let unlinked = unlink_if_ours(&self.path, &file);
         step("lock file removed");
+        let run_end = self.local.as_ref().and_then(LocalGuard::on_released);
         // On Unix the lock file is unlinked by now, so the guard can go before the file's
         // OS lock: a waiter of ours blocked on that lock (`watch`) wakes when it goes and
         // finds the guard already free. The file is the stock's, which stays open, so the
-        // lock is dropped by unlocking; were that to fail, closing our handle would not
-        // drop it, so say so (it goes with the `FileLock`). On Windows the close is what
-        // removes the file (the handle is ours alone there), so the guard goes after it.
+        // lock is dropped by unlocking (`keep::unlock`), or kept until the run ends when
+        // this hold continued one (`keep`). On Windows the close is what removes the file
+        // (the handle is ours alone there), so the guard goes after it.
         #[cfg(unix)]
         {
             drop(self.guard.take());
-            if let Err(e) = file.unlock() {
-                tracing::warn!(error = %e, path = %self.path.display(), "unlocking the cache lock file failed");
+            let kept = match run_end {
+                Some(until) if unlinked.is_ok() => self.shared.keeper.keep(&file, until),
+                _ => false,
+            };
+            if !kept {
+                keep::unlock(&file);
             }
         }
+        #[cfg(not(unix))]
+        let _ = run_end;
         // Only now may the next thread of this process go.
         drop(file);
         drop(self.guard.take());
         step("OS locks dropped");
-        if let Some(local) = self.local.take() {
-            local.on_released();
-        }
+        drop(self.local.take());
         // Housekeeping, once per lock, where it delays no waiter: after the release.
         self.shared
             .swept

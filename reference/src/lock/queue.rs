@@ -60,7 +60,8 @@ impl Queue {
 
     /// Whether a live waiter is in line. Removes the tickets of dead waiters on the way.
     pub(super) fn has_waiters(&self) -> bool {
-        self.first_live_before(None).is_some()
+        self.names()
+            .is_some_and(|names| names.iter().any(|name| self.is_alive(name)))
     }
 
     /// Joins the line, at its end. `None` when the line cannot be used here (see the
@@ -79,23 +80,38 @@ impl Queue {
         }
     }
 
-    /// Whether `ticket` comes first among the live tickets; removes dead tickets ahead of
-    /// it. Also `true` when the line cannot be read, so that the waiter falls back to
-    /// competing rather than waiting for nothing.
-    pub(super) fn is_first(&self, ticket: &Ticket) -> bool {
-        self.first_live_before(Some(&ticket.name)).is_none()
+    /// The live ticket just ahead of `ticket` in line, or `None` when `ticket` is first
+    /// among the live ones. Removes the dead tickets between the two. Also `None` when
+    /// the line cannot be read, so that the waiter falls back to competing rather than
+    /// waiting for nothing.
+    ///
+    /// The OS lock of the ticket ahead is dropped when its waiter leaves the line or dies,
+    /// which is when our place may change: that is what a waiter behind the first sleeps
+    /// on (`super::watch`).
+    pub(super) fn ahead_of(&self, ticket: &Ticket) -> Option<PathBuf> {
+        let names = self.names()?;
+        // Nearest first.
+        names
+            .iter()
+            .rev()
+            .filter(|name| **name < ticket.name)
+            .find(|name| self.is_alive(name))
+            .map(|name| self.dir.join(name))
     }
 
     fn try_join(&self, deadline: Instant) -> io::Result<Option<Ticket>> {
         let name = OsString::from(format!("{:020}-{}", stamp(), std::process::id()));
         let path = self.dir.join(&name);
         while Instant::now() < deadline {
-            create_private_dir(&self.dir)?;
             let file = match create_ticket(&path) {
                 Ok(file) => file,
-                // Someone removed the directory after we created it (earlier versions of
-                // this crate did when the line emptied): again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // No line yet, or someone removed the directory (earlier versions of this
+                // crate did when the line emptied): create it, and again. Only then, so
+                // that joining an existing line costs no failing `mkdir`.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    create_private_dir(&self.dir)?;
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             match lock_own_ticket(&file, &path, deadline) {
@@ -119,27 +135,15 @@ impl Queue {
         Ok(None)
     }
 
-    /// The first ticket, in arrival order and before `before` if given, whose waiter is
-    /// alive. Dead ones found ahead of it are removed.
-    fn first_live_before(&self, before: Option<&OsString>) -> Option<OsString> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(_) => return None,
-        };
-        let mut names: Vec<OsString> = entries
+    /// The tickets in line, in arrival order; `None` when the line cannot be read.
+    fn names(&self) -> Option<Vec<OsString>> {
+        let mut names: Vec<OsString> = fs::read_dir(&self.dir)
+            .ok()?
             .filter_map(|entry| entry.ok().map(|e| e.file_name()))
             .filter(is_ticket_name)
             .collect();
         names.sort();
-        for name in names {
-            if before.is_some_and(|before| name >= *before) {
-                return None;
-            }
-            if self.is_alive(&name) {
-                return Some(name);
-            }
-        }
-        None
+        Some(names)
     }
 
     /// Whether the waiter of ticket `name` is alive; removes the ticket if it is dead.
@@ -273,10 +277,10 @@ mod tests {
         let first = queue.join(far()).expect("joins");
         let second = queue.join(far()).expect("joins");
         assert!(queue.has_waiters());
-        assert!(queue.is_first(&first));
-        assert!(!queue.is_first(&second));
+        assert_eq!(queue.ahead_of(&first), None);
+        assert_eq!(queue.ahead_of(&second), Some(first.path.clone()));
         drop(first);
-        assert!(queue.is_first(&second));
+        assert_eq!(queue.ahead_of(&second), None);
         drop(second);
         // Looked at before `has_waiters`, which would clear a ticket left unlocked.
         let left = fs::read_dir(dir.path().join("c.lockfile.queue"))?.count();
@@ -295,7 +299,7 @@ mod tests {
         let dead = line.join(format!("{:020}-4194400", 1));
         fs::write(&dead, "")?;
         let ours = queue.join(far()).expect("joins");
-        assert!(queue.is_first(&ours));
+        assert_eq!(queue.ahead_of(&ours), None);
         assert!(!dead.exists());
         drop(ours);
         // Alone in line, a dead ticket is cleared by the next look.

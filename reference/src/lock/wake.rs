@@ -2,10 +2,12 @@
 //! starts at [`POLL_MIN`] and doubles up to a cap, where the other SDKs sleep 50–250 ms.
 //!
 //! Polling is the fallback. The waiter whose turn it is sleeps until the release instead
-//! whenever the holder holds the lock file's OS lock (`super::watch`). It polls while the
-//! holder takes none (MSAL Node, Python's `filelock` variant: nothing in the OS tells of
-//! their release), while the lock file is momentarily missing although the guard is held
-//! (our holder between its guard and its link), and on Windows.
+//! whenever the holder holds the lock file's OS lock, and a waiter behind others sleeps
+//! until the waiter just ahead leaves the line (`super::watch`). A waiter polls while the
+//! holder takes no OS lock (MSAL Node, Python's `filelock` variant: nothing in the OS
+//! tells of their release), while the lock file is momentarily missing although the guard
+//! is held (our holder between its guard and its link), when its helper thread is busy
+//! with another file, and on Windows.
 //!
 //! The first waiter in line, the only one that may take the lock next, caps its pauses at
 //! [`POLL_MAX_FIRST`], so it takes a released lock within a fraction of a millisecond.

@@ -1,5 +1,11 @@
 //! Waking a waiter when the holder of the lock file drops its OS lock, with a deadline.
 //!
+//! The same wait serves a waiter behind others in line: each waiter holds the OS lock of
+//! its ticket (`super::queue`) until it leaves the line or dies, so the waiter behind it
+//! waits on that ticket as the first waiter waits on the lock file. Our waiters drop a
+//! ticket after unlinking it, so the shared lock the request is then granted is on a file
+//! nobody uses any more, as below.
+//!
 //! Our holders, Python's portalocker variant and .NET hold the OS lock of the lock file
 //! for the whole hold, and drop it when they release or die. A shared `flock` request on
 //! that file therefore blocks until the release, and the kernel wakes it then, as it wakes
