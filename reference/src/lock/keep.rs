@@ -24,29 +24,37 @@
 //! The first hold of a run drops its OS lock at once, as before: a process that takes the
 //! lock once and goes (the usual application) never makes a waiter wait for the timer.
 
+use std::{fs::File, sync::Arc};
+#[cfg(unix)]
 use std::{
-    fs::File,
-    sync::{Arc, Condvar, Mutex, PoisonError},
+    sync::{Condvar, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
+#[cfg(unix)]
 use super::lock;
 
 /// How long an idle timer thread stays for the next kept lock before it exits.
+#[cfg(unix)]
 const IDLE: Duration = Duration::from_secs(1);
 
 /// The kept OS lock of one [`FileLock`](super::FileLock) and its clones, and its timer.
+/// Nothing is ever kept on Windows, where the release closes the lock file (which deletes
+/// it).
 #[derive(Debug, Default)]
 pub(super) struct Keeper {
+    #[cfg(unix)]
     inner: Arc<Inner>,
 }
 
+#[cfg(unix)]
 #[derive(Debug, Default)]
 struct Inner {
     state: Mutex<State>,
     changed: Condvar,
 }
 
+#[cfg(unix)]
 #[derive(Debug, Default)]
 struct State {
     /// The process this state belongs to: a forked child inherits the state but not the
@@ -64,6 +72,7 @@ impl Keeper {
     /// Keeps the OS lock of `file`, which the caller has just released the lock file of,
     /// until `until`, when the timer drops it unless [`take`](Keeper::take) took it back.
     /// `false` when no timer thread can be started: the caller then drops it itself.
+    #[cfg(unix)]
     pub(super) fn keep(&self, file: &Arc<File>, until: Instant) -> bool {
         let mut state = self.state();
         if !state.timer {
@@ -94,12 +103,16 @@ impl Keeper {
 
     /// Takes back the kept OS lock, still held, if the timer has not dropped it yet.
     pub(super) fn take(&self) -> Kept {
-        Kept(self.state().kept.take().map(|(file, _)| file))
+        #[cfg(unix)]
+        return Kept(self.state().kept.take().map(|(file, _)| file));
+        #[cfg(not(unix))]
+        Kept(None)
     }
 
     /// The state, reset in a forked child: what it inherited is its parent's. Forgetting
     /// the parent's kept file drops no lock (only an unlock or the last close of the
     /// parent's open file does), and the parent's timer drops it.
+    #[cfg(unix)]
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         let mut state = lock(&self.inner.state);
         let pid = std::process::id();
@@ -146,6 +159,7 @@ impl Drop for Kept {
 
 /// The timer thread: drops the kept lock when its time comes; exits after [`IDLE`] with
 /// nothing kept.
+#[cfg(unix)]
 fn run_timer(inner: &Inner) {
     let mut state = lock(&inner.state);
     loop {
@@ -181,7 +195,7 @@ pub(super) fn unlock(file: &File) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
