@@ -10,8 +10,9 @@
 //! So the release of a hold that continued a run, while the run is young enough for the
 //! next acquire to continue it, removes the lock file as always but keeps the OS lock of
 //! the file, our stock (`super::create`), now unlinked:
-//! - the next acquire of the run links the same stock, whose OS lock it already holds;
-//! - an acquire outside the run, or one that has to wait, drops it first;
+//! - the next acquire links the same stock, whose OS lock it already holds;
+//! - an acquire that has to wait drops it first (one outside the run joins the line
+//!   behind the waiters, and so waits, whenever anyone is in line);
 //! - without an acquire, a timer drops it when the run ends, at most
 //!   [`SLICE`](super::local::SLICE) after the run began.
 //!
@@ -91,9 +92,11 @@ impl Keeper {
         {
             unlock(&earlier);
         }
-        // The releases of one run keep the lock until the same end, so the timer is woken
-        // once per run, not at every release: only when it would wake too late.
-        let wake = state.wakes_at.is_none_or(|at| at > until);
+        // Only an idle timer needs waking: the releases of one run keep the lock until the
+        // same end, and a later run ends later, so a timer that waits for an earlier end
+        // wakes in time and waits again. The timer is thus woken once per run, not at
+        // every release.
+        let wake = state.wakes_at.is_none();
         drop(state);
         if wake {
             self.inner.changed.notify_all();
@@ -226,6 +229,29 @@ mod tests {
         let mut kept = keeper.take();
         assert!(kept.0.is_none());
         kept.release();
+        Ok(())
+    }
+
+    /// The timer, idle once the first kept lock is dropped, is woken for the next one
+    /// rather than left to its idle timeout.
+    #[test]
+    fn an_idle_timer_is_woken_for_the_next_kept_lock() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("stock");
+        let file = Arc::new(File::create(&path)?);
+        let keeper = Keeper::default();
+        for _ in 0..2 {
+            file.lock()?;
+            let kept_at = Instant::now();
+            assert!(keeper.keep(&file, kept_at + Duration::from_millis(20)));
+            while !free(&path) {
+                assert!(
+                    kept_at.elapsed() < IDLE / 2,
+                    "dropped only at the idle timeout"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         Ok(())
     }
 

@@ -40,7 +40,7 @@
 //! unlocks the stock, which stays open for the next acquire; Windows: closes the file,
 //! which deletes it, and only then releases the guard). On Unix, a release inside a run
 //! of back-to-back holds (see [Fair hand-off](#fair-hand-off)) keeps that OS lock of the
-//! now unlinked stock until the run's next acquire or the run's end (`keep`): the lock is
+//! now unlinked stock until its next acquire or the run's end (`keep`): the lock is
 //! free from the unlink on, but a waiter asleep on that OS lock is woken once per run
 //! rather than once per hold.
 //!
@@ -289,12 +289,9 @@ impl FileLock {
         };
         let queue = Queue::for_lock(&self.path);
         let in_run = local.in_run();
-        // The OS lock our last release kept: ours again if the run goes on; dropped before
-        // anything else otherwise, since a waiter may sleep on it.
+        // The OS lock our last release kept: ours again if we take the lock at once
+        // (`adopt`), dropped before we wait (`release`), since a waiter may sleep on it.
         let mut kept = self.shared.keeper.take();
-        if !in_run {
-            kept.release();
-        }
         // Outside a run, the line comes first: join it when anyone is in it.
         let mut ticket = if !in_run && queue.has_waiters() {
             queue.join(deadline)
@@ -585,10 +582,7 @@ impl FileLockGuard {
         #[cfg(unix)]
         {
             drop(self.guard.take());
-            let kept = match run_end {
-                Some(until) if unlinked.is_ok() => self.shared.keeper.keep(&file, until),
-                _ => false,
-            };
+            let kept = run_end.is_some_and(|until| self.shared.keeper.keep(&file, until));
             if !kept {
                 keep::unlock(&file);
             }
