@@ -65,8 +65,8 @@ struct State {
     kept: Option<(Arc<File>, Instant)>,
     /// A timer thread runs.
     timer: bool,
-    /// When the timer thread wakes next by itself; `None` while it waits idle.
-    wakes_at: Option<Instant>,
+    /// The timer thread waits with nothing kept, for as long as [`IDLE`].
+    idle: bool,
 }
 
 impl Keeper {
@@ -96,7 +96,7 @@ impl Keeper {
         // same end, and a later run ends later, so a timer that waits for an earlier end
         // wakes in time and waits again. The timer is thus woken once per run, not at
         // every release.
-        let wake = state.wakes_at.is_none();
+        let wake = state.idle;
         drop(state);
         if wake {
             self.inner.changed.notify_all();
@@ -177,7 +177,7 @@ fn run_timer(inner: &Inner) {
             Some((_, until)) => *until - now,
             None => IDLE,
         };
-        state.wakes_at = state.kept.as_ref().map(|_| now + wait);
+        state.idle = state.kept.is_none();
         let (next, timeout) = inner
             .changed
             .wait_timeout(state, wait)
