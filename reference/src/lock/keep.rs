@@ -86,10 +86,9 @@ impl Keeper {
             }
             state.timer = true;
         }
-        // One file at a time: the acquire that could keep another took this one first.
-        if let Some((earlier, _)) = state.kept.replace((Arc::clone(file), until))
-            && !Arc::ptr_eq(&earlier, file)
-        {
+        // One file at a time. Every acquire takes the kept one back before its hold, so
+        // none is left here at a release; were one, it is dropped rather than kept for good.
+        if let Some((earlier, _)) = state.kept.replace((Arc::clone(file), until)) {
             unlock(&earlier);
         }
         // Only an idle timer needs waking: the releases of one run keep the lock until the
