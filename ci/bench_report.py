@@ -138,8 +138,10 @@ def targets(rows, found) -> list:
     if cpu and flock_cpu:
         out += ["", f"Where the 4-process read-modify-write time goes: the workers' CPU time (user + system) per increment "
                 f"was {fmt(cpu)} with our lock and {fmt(flock_cpu)} with a blocking flock (median round). A flock waiter "
-                "sleeps in the kernel; ours look at the lock file and the line, and on a machine with fewer cores than "
-                "processes that time is taken from the holder's load and save."]
+                "sleeps in the kernel until it gets the lock; ours sleep in an OS lock too (the holder's lock file, or "
+                "the ticket of the waiter ahead) but wake to take the lock themselves, look at the line at least every "
+                "10 ms, and join and leave it at each hand-off; on a machine with fewer cores than processes that time "
+                "is taken from the holder's load and save."]
     return out
 
 
