@@ -652,6 +652,17 @@ fn blocked_requests(pid: u32, ino: u64) -> usize {
         .count()
 }
 
+/// Waits until process `pid` sleeps in a request for the OS lock of inode `ino`; fails,
+/// naming `what` that lock is, when it never does.
+#[cfg(target_os = "linux")]
+fn wait_until_blocked(pid: u32, ino: u64, what: &str) {
+    let until = Instant::now() + LONG;
+    while blocked_requests(pid, ino) == 0 {
+        assert!(Instant::now() < until, "the waiter never waited in {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Waiters wake at the release, not on a timer: while a holder of ours holds the lock, the
 /// waiter whose turn it is sleeps in a request for the lock file's OS lock, which the
 /// kernel grants at the release (a polling waiter never has such a request). Checked by
@@ -665,14 +676,7 @@ fn the_first_waiter_sleeps_in_the_os_lock_of_the_holders_file() {
     let guard = FileLock::new(&path).acquire(LONG).expect("acquire");
     let ino = fs::metadata(&path).expect("the lock file").ino();
     let mut waiter = Worker::waiter(&path, Duration::from_millis(10));
-    let until = Instant::now() + LONG;
-    while blocked_requests(waiter.pid(), ino) == 0 {
-        assert!(
-            Instant::now() < until,
-            "the waiter never waited in the OS lock of the lock file"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until_blocked(waiter.pid(), ino, "the OS lock of the lock file");
     drop(guard);
     waiter.expect_line("acquired");
     waiter.expect_line("released");
@@ -701,14 +705,11 @@ fn a_waiter_behind_another_sleeps_in_the_os_lock_of_its_ticket() {
         .expect("the first waiter's ticket");
     let ino = ticket.metadata().expect("its ticket").ino();
     let mut second = Worker::waiter(&path, Duration::from_millis(10));
-    let until = Instant::now() + LONG;
-    while blocked_requests(second.pid(), ino) == 0 {
-        assert!(
-            Instant::now() < until,
-            "the second waiter never waited in the OS lock of the first one's ticket"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until_blocked(
+        second.pid(),
+        ino,
+        "the OS lock of the first waiter's ticket",
+    );
     drop(guard);
     for waiter in [&mut first, &mut second] {
         waiter.expect_line("acquired");
