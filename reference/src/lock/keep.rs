@@ -59,7 +59,7 @@ struct Inner {
 #[derive(Debug, Default)]
 struct State {
     /// The process this state belongs to: a forked child inherits the state but not the
-    /// timer thread, and the kept lock is its parent's (see [`Keeper::take`]).
+    /// timer thread, and the kept lock is its parent's (see `Keeper::state`).
     pid: u32,
     /// The file whose OS lock is kept, and when the timer drops it.
     kept: Option<(Arc<File>, Instant)>,
