@@ -1039,6 +1039,56 @@ fn forked_child_killed_holding() {
     Box::new(again).release().expect("release");
 }
 
+/// A forked child keeps its own OS lock through a run of holds, as any process does, and
+/// drops it at the run's end with a timer thread of its own: the state it inherited names
+/// its parent's timer thread, which the fork did not copy. Forked while that thread waits,
+/// idle, for its parent's next run.
+#[test]
+fn a_forked_child_drops_the_lock_it_keeps_with_a_timer_of_its_own() {
+    Worker::forking("keeps_in_a_run");
+}
+
+fn forked_child_keeps_in_a_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.lockfile");
+    let lock = FileLock::new(&path);
+    // A release that keeps the OS lock, its file open to see it, as a waiter's request does.
+    let kept_in_a_run = || {
+        (0..5).find_map(|_| {
+            drop(lock.acquire(LONG).ok()?);
+            let guard = lock.acquire(LONG).ok()?;
+            let file = fs::File::open(&path).ok()?;
+            drop(guard);
+            file.try_lock().is_err().then_some(file)
+        })
+    };
+    let dropped_in_time = |file: &fs::File| {
+        let until = Instant::now() + LONG;
+        while file.try_lock().is_err() {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    };
+    let kept = kept_in_a_run().expect("the parent kept no OS lock in a run");
+    assert!(
+        dropped_in_time(&kept),
+        "the parent's timer never dropped it"
+    );
+    // The parent's timer thread now waits for its next run, for a second.
+    let code = exit_code_of_forked(|| match kept_in_a_run() {
+        None => 1,
+        Some(file) if !dropped_in_time(&file) => 2,
+        Some(_) => 0,
+    });
+    assert_eq!(
+        code, 0,
+        "1: the child kept no OS lock in a run, 2: it never dropped the one it kept"
+    );
+}
+
 /// The body of the forking test `name`, run in a worker process (`Worker::forking`).
 ///
 /// A forked child has only the thread that forked: a lock that another thread held at that
@@ -1049,6 +1099,7 @@ fn run_forking(name: &str) {
     match name {
         "neither_releases_nor_shares" => forked_child_neither_releases_nor_shares(),
         "killed_holding" => forked_child_killed_holding(),
+        "keeps_in_a_run" => forked_child_keeps_in_a_run(),
         other => panic!("no forking test called {other}"),
     }
 }
