@@ -735,20 +735,36 @@ fn releases_inside_a_run_keep_the_os_lock_until_the_run_ends() {
     let first = observe(lock.acquire(LONG).expect("acquire"));
     assert!(first.try_lock().is_ok(), "the first hold's release kept it");
     first.unlock().expect("unlock");
-    // The second hold continues the run unless this machine stalled for the whole slice
-    // between the two; a few tries make that a non-issue.
-    let kept = (0..5).find_map(|_| {
-        drop(lock.acquire(LONG).expect("acquire"));
-        let file = observe(lock.acquire(LONG).expect("acquire again"));
-        file.try_lock().is_err().then_some(file)
-    });
-    let kept = kept.expect("no release inside a run kept the OS lock");
+    let kept = kept_in_a_run(&lock).expect("no release inside a run kept the OS lock");
     // Dropped when the run ends, a few milliseconds later, without another acquire.
+    assert!(dropped_in_time(&kept), "the kept OS lock was never dropped");
+}
+
+/// Two holds back to back through `lock`, a few times over, until the release of the
+/// second keeps its OS lock; returns the lock file, opened before that release, through
+/// which a waiter's request would see the kept lock. The second hold continues the run
+/// unless the machine stalled for the whole slice between the two: the tries make that
+/// a non-issue. `None` when no release kept it (or an acquire failed).
+fn kept_in_a_run(lock: &FileLock) -> Option<fs::File> {
+    (0..5).find_map(|_| {
+        drop(lock.acquire(LONG).ok()?);
+        let guard = lock.acquire(LONG).ok()?;
+        let file = fs::File::open(lock.path()).ok()?;
+        drop(guard);
+        file.try_lock().is_err().then_some(file)
+    })
+}
+
+/// Whether the OS lock that `file` sees held is dropped within [`LONG`].
+fn dropped_in_time(file: &fs::File) -> bool {
     let until = Instant::now() + LONG;
-    while kept.try_lock().is_err() {
-        assert!(Instant::now() < until, "the kept OS lock was never dropped");
+    while file.try_lock().is_err() {
+        if Instant::now() >= until {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
+    true
 }
 
 /// A waiter whose deadline passes while it sleeps in the holder's OS lock returns in time,
@@ -1052,33 +1068,13 @@ fn forked_child_keeps_in_a_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("f.lockfile");
     let lock = FileLock::new(&path);
-    // A release that keeps the OS lock, its file open to see it, as a waiter's request does.
-    let kept_in_a_run = || {
-        (0..5).find_map(|_| {
-            drop(lock.acquire(LONG).ok()?);
-            let guard = lock.acquire(LONG).ok()?;
-            let file = fs::File::open(&path).ok()?;
-            drop(guard);
-            file.try_lock().is_err().then_some(file)
-        })
-    };
-    let dropped_in_time = |file: &fs::File| {
-        let until = Instant::now() + LONG;
-        while file.try_lock().is_err() {
-            if Instant::now() >= until {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        true
-    };
-    let kept = kept_in_a_run().expect("the parent kept no OS lock in a run");
+    let kept = kept_in_a_run(&lock).expect("the parent kept no OS lock in a run");
     assert!(
         dropped_in_time(&kept),
         "the parent's timer never dropped it"
     );
     // The parent's timer thread now waits for its next run, for a second.
-    let code = exit_code_of_forked(|| match kept_in_a_run() {
+    let code = exit_code_of_forked(|| match kept_in_a_run(&lock) {
         None => 1,
         Some(file) if !dropped_in_time(&file) => 2,
         Some(_) => 0,
