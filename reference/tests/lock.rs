@@ -677,9 +677,36 @@ fn the_first_waiter_sleeps_in_the_os_lock_of_the_holders_file() {
     let ino = fs::metadata(&path).expect("the lock file").ino();
     let mut waiter = Worker::waiter(&path, Duration::from_millis(10));
     wait_until_blocked(waiter.pid(), ino, "the OS lock of the lock file");
+    // And it stays asleep there, waking only to look at the path every 10 ms: a waiter
+    // that came back from the request at once would spin, a whole core while it waits.
+    let before = cpu_time(waiter.pid());
+    std::thread::sleep(Duration::from_millis(500));
+    let spent = cpu_time(waiter.pid()).saturating_sub(before);
+    assert!(
+        spent < Duration::from_millis(100),
+        "the waiter spent {spent:?} of CPU in 500 ms of waiting"
+    );
     drop(guard);
     waiter.expect_line("acquired");
     waiter.expect_line("released");
+}
+
+/// The CPU time (user + system) that process `pid` has spent, from `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
+fn cpu_time(pid: u32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // state is field 3, utime and stime fields 14 and 15, in clock ticks.
+    let after_name = &stat[stat.rfind(')').expect("the command name") + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11..13]
+        .iter()
+        .map(|n| n.parse::<u64>().expect("ticks"))
+        .sum();
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second =
+        u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).expect("ticks per second");
+    Duration::from_millis(ticks * 1000 / per_second)
 }
 
 /// A waiter behind another in line sleeps too, in a request for the OS lock of the ticket
