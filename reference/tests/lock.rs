@@ -754,12 +754,7 @@ fn releases_inside_a_run_keep_the_os_lock_until_the_run_ends() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("r.lockfile");
     let lock = FileLock::new(&path);
-    let observe = |guard| {
-        let file = fs::File::open(&path).expect("the lock file");
-        drop(guard);
-        file
-    };
-    let first = observe(lock.acquire(LONG).expect("acquire"));
+    let first = hold_seen(&lock).expect("a hold, and its lock file opened");
     assert!(first.try_lock().is_ok(), "the first hold's release kept it");
     first.unlock().expect("unlock");
     let kept = kept_in_a_run(&lock).expect("no release inside a run kept the OS lock");
@@ -775,11 +770,19 @@ fn releases_inside_a_run_keep_the_os_lock_until_the_run_ends() {
 fn kept_in_a_run(lock: &FileLock) -> Option<fs::File> {
     (0..5).find_map(|_| {
         drop(lock.acquire(LONG).ok()?);
-        let guard = lock.acquire(LONG).ok()?;
-        let file = fs::File::open(lock.path()).ok()?;
-        drop(guard);
+        let file = hold_seen(lock)?;
         file.try_lock().is_err().then_some(file)
     })
+}
+
+/// One hold through `lock`, with the lock file opened before its release: the open file
+/// afterwards sees whatever OS lock the release left, as a waiter's request does. `None`
+/// when the acquire or the open fails.
+fn hold_seen(lock: &FileLock) -> Option<fs::File> {
+    let guard = lock.acquire(LONG).ok()?;
+    let file = fs::File::open(lock.path()).ok()?;
+    drop(guard);
+    Some(file)
 }
 
 /// Whether the OS lock that `file` sees held is dropped within [`LONG`].
